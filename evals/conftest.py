@@ -1,0 +1,89 @@
+"""`pytest evals/` against any OpenAI-compatible endpoint serving a persona.
+
+Endpoint, model and key come from --base-url/--model/--api-key or PERSONA_BASE_URL,
+PERSONA_MODEL, PERSONA_API_KEY; the card from --card or PERSONA_CARD. All requests are sent
+concurrently once per session; each test then judges its own answers.
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from evals.cases import Case, build_cases
+from evals.checks import problems
+from evals.report import write_report
+from persona.card import load_card
+
+DEFAULT_CARD = Path(__file__).resolve().parent.parent / "cards" / "xiaocong.yaml"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("persona evals")
+    group.addoption("--base-url", default=os.environ.get("PERSONA_BASE_URL"),
+                    help="OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1")
+    group.addoption("--model", default=os.environ.get("PERSONA_MODEL"), help="served model name")
+    group.addoption("--api-key", default=os.environ.get("PERSONA_API_KEY", "none"))
+    group.addoption("--card", default=os.environ.get("PERSONA_CARD", str(DEFAULT_CARD)))
+    group.addoption("--report-dir", default=os.environ.get("PERSONA_EVAL_REPORT", "eval-report"))
+    group.addoption("--concurrency", type=int, default=16)
+
+
+def _card(config: pytest.Config):
+    return load_card(config.getoption("--card"))
+
+
+@pytest.fixture(scope="session")
+def cases(request: pytest.FixtureRequest) -> list[Case]:
+    return build_cases(_card(request.config))
+
+
+@pytest.fixture(scope="session")
+def client(request: pytest.FixtureRequest):
+    from openai import OpenAI
+
+    base_url = request.config.getoption("--base-url")
+    if not base_url:
+        pytest.exit("evals need an endpoint: pass --base-url (or PERSONA_BASE_URL), "
+                    "or run `persona eval`, which starts the default persona's server", returncode=4)
+    return OpenAI(base_url=base_url, api_key=request.config.getoption("--api-key"),
+                  timeout=300, max_retries=0)
+
+
+@pytest.fixture(scope="session")
+def model(request: pytest.FixtureRequest, client) -> str:
+    chosen = request.config.getoption("--model")
+    served = [item.id for item in client.models.list()]
+    if chosen is None:
+        return served[0]
+    assert chosen in served, f"model {chosen!r} is not served here; the server lists {served}"
+    return chosen
+
+
+def _ask(client, model: str, case: Case) -> list[dict[str, str | None]]:
+    answers = []
+    for _ in range(case.samples):
+        response = client.chat.completions.create(model=model, messages=case.messages,
+                                                  temperature=case.temperature, max_tokens=160)
+        choice = response.choices[0]
+        answers.append({"text": choice.message.content or "", "finish_reason": choice.finish_reason})
+    return answers
+
+
+@pytest.fixture(scope="session")
+def verdicts(request: pytest.FixtureRequest, client, model, cases) -> dict[str, dict]:
+    """Every case's answers, fetched concurrently once, each judged by evals.checks."""
+    with ThreadPoolExecutor(request.config.getoption("--concurrency")) as pool:
+        fetched = list(pool.map(lambda case: _ask(client, model, case), cases))
+    judged = {}
+    for case, answers in zip(cases, fetched):
+        for answer in answers:
+            answer["problems"] = problems(answer["text"], answer["finish_reason"],
+                                          case.expect_any, case.forbid)
+        passing = sum(not answer["problems"] for answer in answers)
+        judged[case.id] = {"passed": passing >= case.min_passing, "answers": answers}
+    write_report(Path(request.config.getoption("--report-dir")), model, cases, judged)
+    return judged

@@ -1,0 +1,244 @@
+"""The subcommands. Each is a thin typed function: it resolves the card, then hands the work to
+train/, serve/, ui/ or evals/ — inside their own environments, so heavy stacks load only here."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from persona import base_models, envs
+from persona.card import PersonaCard, load_card
+from persona.paths import REPO_ROOT, home, run_dir
+from persona.services import Children, api_key, ensure_free, spawn, wait_http
+
+DEFAULT_CARD = REPO_ROOT / "cards" / "xiaocong.yaml"
+
+
+class CommandError(RuntimeError):
+    """A step failed in a way the user can act on."""
+
+
+def _run_folder(card: PersonaCard, out: Path | None) -> Path:
+    return (out or run_dir(card.id)).expanduser().resolve()
+
+
+def _finished(run: Path) -> bool:
+    return (run / "manifest.json").is_file() and (run / "merged" / "config.json").is_file()
+
+
+def setup(env: str = "all") -> None:
+    """Build the training and serving environments and convert the embedded base model.
+
+    Args:
+        env: train, serve or all
+    """
+    names = ["train", "serve"] if env == "all" else [env]
+    for name in names:
+        envs.ensure(name)
+    if "serve" in names:
+        base_models.resolve("smollm2-135m-instruct")
+    print(f"persona: ready (cache: {home()})")
+
+
+def data(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
+    """Build the self-cognition dataset of a card and print its statistics.
+
+    Args:
+        card: persona card YAML
+        out: run folder (default: the card's run folder in the cache)
+    """
+    persona = load_card(card)
+    from train.dataset import write_dataset
+
+    folder = _run_folder(persona, out) / "data"
+    write_dataset(persona, folder)
+    print(f"persona: dataset written to {folder}")
+
+
+def train(card: Path = DEFAULT_CARD, out: Path | None = None, epochs: int | None = None,
+          max_steps: int | None = None, force: bool = False) -> Path:
+    """Fine-tune the card's base with XTuner QLoRA, convert and merge; reuse a finished run.
+
+    Args:
+        card: persona card YAML
+        out: run folder (default: the card's run folder in the cache)
+        epochs: training epochs (default: the preset's)
+        max_steps: stop after this many optimizer steps (a quick smoke run)
+        force: retrain even when a finished run exists
+    """
+    persona = load_card(card)
+    run = _run_folder(persona, out)
+    if _finished(run) and not force:
+        print(f"persona: {persona.id} is already trained: {run} (pass --force to retrain)")
+        return run
+    base = base_models.resolve(persona.base)
+    args = ["--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run)]
+    if epochs is not None:
+        args += ["--epochs", str(epochs)]
+    if max_steps is not None:
+        args += ["--max-steps", str(max_steps)]
+    if force:
+        args += ["--force"]
+    result = envs.run_module("train", "train.pipeline", args)
+    if result.returncode != 0 or not _finished(run):
+        raise CommandError(f"training {persona.id} failed (exit {result.returncode}); "
+                           f"earlier artifacts in {run} are untouched; see the output above")
+    return run
+
+
+def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
+    """Convert the last checkpoint to a Hugging Face adapter and merge it into the base.
+
+    Args:
+        card: persona card YAML
+        out: run folder (default: the card's run folder in the cache)
+    """
+    persona = load_card(card)
+    run = _run_folder(persona, out)
+    base = base_models.resolve(persona.base)
+    result = envs.run_module("train", "train.pipeline", [
+        "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
+        "--only-merge"])
+    if result.returncode != 0 or not _finished(run):
+        raise CommandError(f"merging {persona.id} failed (exit {result.returncode}); see above")
+
+
+def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str,
+               children: Children, enforce_eager: bool = False) -> str:
+    from serve import server
+
+    ensure_free(host, port, "--port / API_PORT")
+    log = home() / "logs" / f"vllm-{persona.id}-{port}.log"
+    print(f"persona: starting vLLM for {persona.id} on http://{host}:{port}/v1 (log: {log})", flush=True)
+    command, env = server.command(model=model, name=persona.id, host=host, port=port, api_key=key,
+                                  enforce_eager=enforce_eager, env=envs.command_env("serve"))
+    process = children.add(spawn(command, env, log, cwd=REPO_ROOT))
+    seconds = wait_http(f"http://{host}:{port}/health", process, log, timeout=600, what="vLLM")
+    print(f"persona: vLLM ready in {seconds:.0f} s", flush=True)
+    return f"http://{host}:{port}/v1"
+
+
+def _start_ui(card: Path, persona: PersonaCard, api_url: str, key: str, host: str, port: int,
+              children: Children) -> str:
+    from ui.launch import ui_command
+
+    ensure_free(host, port, "--ui-port / UI_PORT")
+    log = home() / "logs" / f"ui-{persona.id}-{port}.log"
+    command, env = ui_command(card=Path(card).resolve(), base_url=api_url, model=persona.id,
+                              api_key=key, host=host, port=port)
+    process = children.add(spawn(command, env, log, cwd=REPO_ROOT))
+    wait_http(f"http://{host}:{port}/", process, log, timeout=120, what="Chainlit")
+    return f"http://{host}:{port}"
+
+
+def _wait_forever(children: Children) -> None:
+    while True:
+        for process in children.processes:
+            if process.poll() is not None:
+                raise CommandError(f"a service exited with code {process.returncode}: "
+                                   f"{' '.join(map(str, process.args[:3]))}")
+        time.sleep(1)
+
+
+def _trained_model(card: Path, persona: PersonaCard) -> Path:
+    run = train(card)
+    return run / "merged"
+
+
+def serve(card: Path = DEFAULT_CARD, port: int = 8000, host: str = "127.0.0.1",
+          enforce_eager: bool = False) -> None:
+    """Serve the card's merged model with vLLM's OpenAI-compatible API (trains it first if needed).
+
+    Args:
+        card: persona card YAML
+        port: API port
+        host: bind address (127.0.0.1 keeps it on this machine)
+        enforce_eager: skip vLLM's graph compilation: faster start-up, slower answers
+    """
+    persona = load_card(card)
+    model = _trained_model(card, persona)
+    key = api_key()
+    with Children() as children:
+        url = _start_api(persona, model, host, port, key, children, enforce_eager)
+        _announce(persona, url, key, None)
+        _wait_forever(children)
+
+
+def ui(card: Path = DEFAULT_CARD, api_url: str = "http://127.0.0.1:8000/v1", port: int = 8001,
+       host: str = "127.0.0.1") -> None:
+    """Start the Chainlit chat on a running persona API (key from PERSONA_API_KEY).
+
+    Args:
+        card: persona card YAML
+        api_url: the OpenAI-compatible base URL
+        port: UI port
+        host: bind address
+    """
+    persona = load_card(card)
+    with Children() as children:
+        url = _start_ui(card, persona, api_url, os.environ.get("PERSONA_API_KEY", "none"), host,
+                        port, children)
+        print(f"persona: chat with {persona.name.en} at {url}", flush=True)
+        _wait_forever(children)
+
+
+def eval(card: Path = DEFAULT_CARD, base_url: str | None = None, model: str | None = None,
+         report_dir: Path = Path("eval-report"), port: int = 8010) -> int:
+    """Run `pytest evals/` against a persona endpoint; starts the card's server when none is given.
+
+    Args:
+        card: persona card YAML
+        base_url: an OpenAI-compatible base URL (key from PERSONA_API_KEY)
+        model: served model name (default: the card's id)
+        report_dir: where report.json and report.md go
+        port: port for the server started when no base_url is given
+    """
+    persona = load_card(card)
+    key = os.environ.get("PERSONA_API_KEY", "none")
+    with Children() as children:
+        if base_url is None:
+            key = api_key()
+            base_url = _start_api(persona, _trained_model(card, persona), "127.0.0.1", port, key,
+                                  children)
+        env = dict(os.environ, PERSONA_BASE_URL=base_url, PERSONA_MODEL=model or persona.id,
+                   PERSONA_API_KEY=key, PERSONA_CARD=str(Path(card).resolve()),
+                   PERSONA_EVAL_REPORT=str(report_dir.resolve()))
+        result = subprocess.run([sys.executable, "-m", "pytest", str(REPO_ROOT / "evals"), "-q",
+                                 "-p", "no:cacheprovider"], env=env, cwd=REPO_ROOT)
+    print(f"persona: report in {report_dir.resolve() / 'report.md'}")
+    return result.returncode
+
+
+def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) -> None:
+    print("\n" + "=" * 64)
+    print(f"  {persona.name.en} ({persona.name.zh}) is up")
+    print(f"  API   {api_url}   model: {persona.id}")
+    if "PERSONA_API_KEY" not in os.environ:
+        print(f"  key   {key}   (generated; set PERSONA_API_KEY to choose one)")
+    if ui_url:
+        print(f"  chat  {ui_url}")
+    print("  Ctrl-C stops everything")
+    print("=" * 64 + "\n", flush=True)
+
+
+def up(card: Path = DEFAULT_CARD, api_port: int = 8000, ui_port: int = 8001,
+       host: str = "127.0.0.1") -> None:
+    """Train the card if needed, serve it with vLLM and open the Chainlit chat on it.
+
+    Args:
+        card: persona card YAML
+        api_port: vLLM API port
+        ui_port: Chainlit port
+        host: bind address for both
+    """
+    persona = load_card(card)
+    model = _trained_model(card, persona)
+    key = api_key()
+    with Children() as children:
+        api_url = _start_api(persona, model, host, api_port, key, children)
+        ui_url = _start_ui(card, persona, api_url, key, host, ui_port, children)
+        _announce(persona, api_url, key, ui_url)
+        _wait_forever(children)

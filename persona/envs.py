@@ -1,0 +1,126 @@
+"""The project's own virtual environments.
+
+XTuner 0.2.0 pins transformers 4.48 while vLLM's CPU build needs transformers 5.x, so training
+and serving cannot share one environment. Each lives under the cache, is built from a pinned
+requirements file, then mended by its own `install_fixes.fix_env`, and is rebuilt when either
+changes (a stamp holds their hash).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from persona.paths import REPO_ROOT, env_dir
+
+
+class EnvError(RuntimeError):
+    """An environment could not be built; the message says where its log is."""
+
+
+def device() -> str:
+    """'cuda' where an NVIDIA driver answers, else 'cpu'; PERSONA_DEVICE overrides."""
+    chosen = os.environ.get("PERSONA_DEVICE", "auto")
+    if chosen in ("cpu", "cuda"):
+        return chosen
+    if chosen != "auto":
+        raise EnvError(f"PERSONA_DEVICE={chosen!r}: use cpu, cuda or auto")
+    smi = shutil.which("nvidia-smi")
+    if smi and subprocess.run([smi, "-L"], capture_output=True).returncode == 0:
+        return "cuda"
+    return "cpu"
+
+
+def _spec(name: str) -> tuple[Path, str]:
+    """The requirements file and the fixes module of an environment."""
+    if name == "train":
+        return REPO_ROOT / "requirements" / "train.txt", "train.install_fixes"
+    if name == "serve":
+        return REPO_ROOT / "requirements" / f"serve-{device()}.txt", "serve.install_fixes"
+    raise EnvError(f"unknown environment {name!r}; use train or serve")
+
+
+def _fingerprint(requirements: Path, fixes_module: str) -> str:
+    digest = hashlib.sha256(requirements.read_bytes())
+    fixes = REPO_ROOT / (fixes_module.replace(".", "/") + ".py")
+    if fixes.exists():
+        digest.update(fixes.read_bytes())
+    return digest.hexdigest()
+
+
+def python(name: str) -> Path:
+    return env_dir(name) / "bin" / "python"
+
+
+def is_ready(name: str) -> bool:
+    requirements, fixes = _spec(name)
+    stamp = env_dir(name) / ".persona-stamp"
+    return stamp.exists() and stamp.read_text().strip() == _fingerprint(requirements, fixes)
+
+
+def ensure(name: str) -> Path:
+    """Build the environment if it is missing or stale; return its prefix."""
+    prefix = env_dir(name)
+    if is_ready(name):
+        return prefix
+    requirements, fixes = _spec(name)
+    log = prefix.parent / f"{name}-install.log"
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    print(f"persona: building the {name} environment from {requirements.relative_to(REPO_ROOT)} "
+          f"(once; several minutes; log: {log})", flush=True)
+    started = time.monotonic()
+    if prefix.exists():
+        shutil.rmtree(prefix)
+    base_python = getattr(sys, "_base_executable", sys.executable)
+    pip = [str(prefix / "bin" / "python"), "-m", "pip", "install", "--progress-bar", "off"]
+    steps = [
+        ("create the virtual environment", [base_python, "-m", "venv", str(prefix)]),
+        ("upgrade pip", [*pip, "--upgrade", "pip"]),
+        (f"install {requirements.name}", [*pip, "-r", str(requirements)]),
+    ]
+    with log.open("w") as out:
+        for label, step in steps:
+            print(f"persona:   {label}", flush=True)
+            if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
+                raise EnvError(f"building the {name} environment failed: {label}\n"
+                               f"see {log}:\n{_tail(log)}")
+    importlib.import_module(fixes).fix_env(prefix)
+    (prefix / ".persona-stamp").write_text(_fingerprint(requirements, fixes) + "\n")
+    print(f"persona: {name} environment ready in {time.monotonic() - started:.0f} s", flush=True)
+    return prefix
+
+
+def _tail(path: Path, lines: int = 25) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+
+
+def command_env(name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """Environment variables that make a child run inside `name`.
+
+    XTuner re-launches its scripts with a bare `python`, so the environment's bin must come
+    first on PATH; PYTHONPATH gives the child this source tree.
+    """
+    prefix = env_dir(name)
+    env = dict(os.environ)
+    env.pop("PYTHONHOME", None)
+    env["VIRTUAL_ENV"] = str(prefix)
+    env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("TOKENIZERS_PARALLELISM", "false")
+    env.update(extra or {})
+    return env
+
+
+def run_module(name: str, module: str, args: list[str], extra_env: dict[str, str] | None = None,
+               **popen: object) -> subprocess.CompletedProcess:
+    """Run `python -m module args` inside environment `name`, building it first if needed."""
+    ensure(name)
+    return subprocess.run([str(python(name)), "-m", module, *args],
+                          env=command_env(name, extra_env), cwd=REPO_ROOT, **popen)

@@ -1,0 +1,101 @@
+"""Long-running children (vLLM, Chainlit): start them, wait for them, stop them all on a signal."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+
+class ServiceError(RuntimeError):
+    """A service would not start; the message carries its log's tail."""
+
+
+def api_key() -> str:
+    """PERSONA_API_KEY when set, else a fresh key that the caller prints once."""
+    return os.environ.get("PERSONA_API_KEY") or "sk-persona-" + secrets.token_urlsafe(18)
+
+
+def ensure_free(host: str, port: int, flag: str) -> None:
+    """Fail before a minute-long start-up rather than after it."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            raise ServiceError(f"port {port} on {host} is in use; choose another with {flag}") from None
+
+
+def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
+    """A child in its own process group, so stopping it takes its workers along."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    handle = log.open("ab")
+    return subprocess.Popen(command, env=env, cwd=cwd, stdout=handle, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+
+
+def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
+    if process.poll() is not None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(grace)
+    except ProcessLookupError:
+        return
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def tail(log: Path, lines: int = 30) -> str:
+    if not log.exists():
+        return "(no log)"
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float, what: str) -> float:
+    """Poll url until it answers 2xx; fail at once, with the log's tail, if the child dies."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        if process.poll() is not None:
+            raise ServiceError(f"{what} exited with code {process.returncode} while starting; "
+                               f"last lines of {log}:\n{tail(log)}")
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                if response.status < 300:
+                    return time.monotonic() - started
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(1)
+    raise ServiceError(f"{what} did not answer {url} within {timeout:.0f} s; see {log}:\n{tail(log)}")
+
+
+class Children:
+    """Stops every child it holds on normal exit, Ctrl-C or SIGTERM (to us or our process group)."""
+
+    def __init__(self) -> None:
+        self.processes: list[subprocess.Popen] = []
+
+    def add(self, process: subprocess.Popen) -> subprocess.Popen:
+        self.processes.append(process)
+        return process
+
+    def __enter__(self) -> "Children":
+        self._previous = signal.signal(signal.SIGTERM, _interrupt)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a second SIGTERM must not cut the cleanup
+        for process in reversed(self.processes):
+            stop(process)
+        signal.signal(signal.SIGTERM, self._previous)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
