@@ -27,16 +27,16 @@ setup: $(APP)
 	$(VENV)/bin/persona setup
 
 # The app environment: CLI, UI, evals and tests (training and serving get their own, see persona/envs.py).
-$(APP): requirements/app.txt pyproject.toml
+$(APP): requirements/app.txt requirements/deploy-check.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --progress-bar off -q -r requirements/app.txt -e .
+	$(VENV)/bin/python -m pip install --progress-bar off -q -r requirements/app.txt -r requirements/deploy-check.txt -e .
 	touch $@
 
 # Browser tests drive Debian's Chromium, never a downloaded browser.
 browser:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
-	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
 
 clean-venv:
 	rm -rf $(VENV)

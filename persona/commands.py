@@ -127,11 +127,11 @@ def _start_ui(card: Path, persona: PersonaCard, api_url: str, key: str, host: st
 
     ensure_free(host, port, "--ui-port / UI_PORT")
     log = home() / "logs" / f"ui-{persona.id}-{port}.log"
-    command, env = ui_command(card=Path(card).resolve(), base_url=api_url, model=persona.id,
-                              api_key=key, host=host, port=port)
-    process = children.add(spawn(command, env, log, cwd=REPO_ROOT))
-    wait_http(f"http://{host}:{port}/", process, log, timeout=120, what="Chainlit")
-    return f"http://{host}:{port}"
+    launch = ui_command(base_url=api_url, model=persona.id, api_key=key, card=Path(card).resolve(),
+                        host=host, port=port)
+    process = children.add(spawn(launch.argv, launch.env, log, cwd=launch.cwd))
+    wait_http(launch.url, process, log, timeout=120, what="Chainlit")
+    return launch.url
 
 
 def _wait_forever(children: Children) -> None:

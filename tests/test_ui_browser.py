@@ -1,0 +1,239 @@
+"""The chat UI in a real browser: Chainlit as a subprocess, Debian Chromium, an OpenAI-compatible API.
+
+By default the API is tests/fake_openai.py. To drive the same UI against another server,
+parametrize `chat_target` indirectly with a ChatTarget, or with the name of a fixture that
+yields something with base_url, model, api_key and card_path (conftest's `persona_api`):
+
+    @pytest.mark.parametrize("chat_target", ["persona_api"], indirect=True)
+    def test_real_server_answers(chat):
+        assert "小葱" in chat.ask("你是谁")
+
+Each `chat` is a fresh page, so a fresh Chainlit session with an empty history.
+
+Screenshots and the Chainlit log go to tests/artifacts/ (PERSONA_TEST_ARTIFACTS overrides).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from fake_openai import LONG_ANSWER, FakeOpenAI, answer_for
+from persona.paths import REPO_ROOT
+from ui.browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
+
+pytest.importorskip("playwright.sync_api", reason="playwright is not installed in this env")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not Path(CHROMIUM).exists(),
+        reason=f"no browser at {CHROMIUM}: apt-get install chromium (or set PERSONA_CHROMIUM)",
+    ),
+]
+
+ARTIFACTS = Path(os.environ.get("PERSONA_TEST_ARTIFACTS", Path(__file__).parent / "artifacts"))
+DEFAULT_CARD = REPO_ROOT / "cards" / "xiaocong.yaml"
+API_KEY = "test-key"
+# The UI must ignore these (Chainlit rewrites OPENAI_API_KEY under CI=true anyway).
+MISLEADING_ENV = {"OPENAI_API_KEY": "sk-wrong", "OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}
+
+
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    return ARTIFACTS
+
+
+# -- fixtures --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def fake_server():
+    with FakeOpenAI(api_key=API_KEY) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(fake_server):
+    """The fake API, back to normal echo answers for each test."""
+    if not fake_server.running:  # a test that stopped it failed half-way
+        fake_server.start()
+    fake_server.mode = "echo"
+    return fake_server
+
+
+@pytest.fixture(scope="module")
+def chat_target(request) -> ChatTarget:
+    """The API the UI talks to: the fake server unless parametrized (indirect=True)."""
+    param = getattr(request, "param", None)
+    if isinstance(param, ChatTarget):
+        return param
+    if isinstance(param, str):  # a fixture giving an endpoint
+        endpoint = request.getfixturevalue(param)
+        card = getattr(endpoint, "card_path", None) or getattr(endpoint, "card", None)
+        return ChatTarget(base_url=endpoint.base_url, model=endpoint.model,
+                          api_key=endpoint.api_key, card=None if card is None else str(card))
+    fake = request.getfixturevalue("fake_server")
+    return ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
+                      card=str(DEFAULT_CARD))
+
+
+@pytest.fixture(scope="module")
+def chat_ui(chat_target, tmp_path_factory, request) -> str:
+    """The UI's URL: one Chainlit process per module (and per target)."""
+    log = artifacts_dir() / f"chainlit-{request.module.__name__}.log"
+    with running_ui(chat_target, app_root=tmp_path_factory.mktemp("chainlit-root"),
+                    log_path=log, extra_env=MISLEADING_ENV) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as instance:
+        yield instance
+
+
+@pytest.fixture
+def chat(browser, chat_ui, request) -> ChatPage:
+    """A fresh chat session (new page, new history), greeted and ready."""
+    page = browser.new_page(viewport={"width": 1000, "height": 800})
+    chat = ChatPage(page, artifacts_dir(), prefix=request.node.name.replace("/", "_"))
+    try:
+        chat.open(chat_ui)
+        yield chat
+    finally:
+        chat.screenshot("end", from_top=True)
+        page.close()
+
+
+def user(text: str) -> dict:
+    return {"role": "user", "content": text}
+
+
+def assistant(text: str) -> dict:
+    return {"role": "assistant", "content": text}
+
+
+# -- tests -----------------------------------------------------------------------------------
+def test_greets_by_the_cards_name(chat):
+    greeting = chat.assistant_texts()[0]
+    assert "小葱" in greeting and "Xiaocong" in greeting
+    assert chat.page.title() == "小葱 · Xiaocong"
+    chat.screenshot("greeting")
+
+
+def test_streams_answers_and_sends_the_whole_history(chat, fake):
+    chat.send("你是谁")
+    partial = chat.partial_reply()
+    chat.wait_reply()
+    first = answer_for([user("你是谁")])
+    assert chat.answer_texts()[-1] == first
+    # Seen mid-way: token by token, not in one piece at the end.
+    assert first.startswith(partial) and partial != first
+    chat.screenshot("first-answer")
+
+    second = chat.ask("Who made you?")
+    assert second == answer_for([user("你是谁"), assistant(first), user("Who made you?")])
+    assert fake.received[-1] == [user("你是谁"), assistant(first), user("Who made you?")]
+    assert fake.requests[-1]["max_tokens"] == 512 and fake.requests[-1]["stream"] is True
+    assert chat.error_texts() == []
+    chat.screenshot("second-answer")
+
+
+def test_http_500_shows_an_error_and_the_next_message_works(chat, fake):
+    first = chat.ask("hello")
+    fake.mode = "error"
+    note = chat.ask("this one fails")
+    assert chat.error_texts() == [note]
+    assert "HTTP 500" in note and "fake internal error" in note
+    chat.screenshot("http-500")
+
+    fake.mode = "echo"
+    chat.ask("and now?")
+    # The failed question got no answer, so it is not in the history either.
+    assert fake.received[-1] == [user("hello"), assistant(first), user("and now?")]
+
+
+def test_server_down_shows_an_error_and_the_chat_resumes_when_it_is_back(chat, fake):
+    first = chat.ask("hello")
+    fake.stop()
+    note = chat.ask("anyone there?")
+    assert "Cannot reach the model server" in note and fake.base_url in note
+    chat.screenshot("server-down")
+
+    fake.start()
+    answer = chat.ask("back?")
+    assert answer == answer_for([user("hello"), assistant(first), user("back?")])
+    assert fake.received[-1] == [user("hello"), assistant(first), user("back?")]
+
+
+def test_dropped_stream_keeps_the_partial_answer_and_says_so(chat, fake):
+    fake.mode = "drop"
+    note = chat.ask("tell me everything")
+    partial = chat.answer_texts()[-1]
+    full = answer_for([user("tell me everything")])
+    assert partial and full.startswith(partial) and partial != full
+    assert "cut off" in note and note == chat.error_texts()[-1]
+    chat.screenshot("dropped-stream")
+
+    fake.mode = "echo"
+    chat.ask("go on")
+    assert fake.received[-1] == [user("tell me everything"), assistant(partial), user("go on")]
+
+
+def test_stop_button_keeps_what_was_shown_in_the_history(chat, fake):
+    fake.mode = "long"
+    chat.send("talk for a while")
+    chat.partial_reply()
+    chat.stop()
+    chat.wait_reply()
+    chat.screenshot("stopped")
+    shown = [text for text in chat.answer_texts() if LONG_ANSWER.startswith(text)]
+    assert len(shown) == 1 and shown[0] != LONG_ANSWER
+
+    fake.mode = "echo"
+    chat.ask("stop there")
+    sent = fake.received[-1]
+    # What the model is told it said is exactly what the user saw.
+    assert sent == [user("talk for a while"), assistant(sent[1]["content"]), user("stop there")]
+    assert sent[1]["content"].strip() == shown[0]
+
+
+def test_chat_settings_change_temperature_and_max_tokens(chat, fake):
+    chat.page.locator("#chat-settings-open-modal").click()
+    chat.page.locator('#temperature [role="slider"]').press("Home")
+    max_tokens = chat.page.locator('#max_tokens [role="slider"]')
+    max_tokens.press("Home")
+    max_tokens.press("ArrowRight")
+    chat.screenshot("settings")
+    chat.page.locator("#confirm").click()
+    chat.ask("你是谁")
+    assert (fake.requests[-1]["temperature"], fake.requests[-1]["max_tokens"]) == (0.0, 32)
+
+
+def test_card_starters_greeting_and_system_prompt(browser, fake, tmp_path):
+    card = tmp_path / "testbot.yaml"
+    card.write_text(
+        "id: testbot\n"
+        "name: {zh: 测试机器人, en: Testbot}\n"
+        "creator: {zh: 测试团队, en: the Test Team}\n"
+        'greeting: {zh: "你好，我是测试机器人！", en: "Hello, I am Testbot!"}\n'
+        'starters: ["你是谁？", "Who made you?"]\n'
+        "system_prompt: You are Testbot.\n",
+        encoding="utf-8",
+    )
+    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY, card=str(card))
+    with running_ui(target, app_root=tmp_path / "root",
+                    log_path=artifacts_dir() / "chainlit-starters.log") as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="starters").open(url)
+        starters = page.locator("#starters button")
+        starters.first.wait_for()
+        assert starters.all_inner_texts() == ["你是谁？", "Who made you?"]
+        assert "你好，我是测试机器人！" in page.locator(".message-content").first.inner_text()
+        chat.screenshot("welcome")
+        starters.first.click()
+        chat.wait_reply()
+        assert chat.user_texts() == ["你是谁？"]
+        assert fake.received[-1] == [{"role": "system", "content": "You are Testbot."}, user("你是谁？")]
+        chat.screenshot("after-starter")
+        page.close()

@@ -1,0 +1,112 @@
+"""Streaming one answer over real HTTP (the fake server) and the messages shown for each failure."""
+
+import asyncio
+
+import openai
+import pytest
+
+from fake_openai import FakeOpenAI, answer_for
+from ui.llm import Reply, StreamDropped, describe_error, make_client, stream_reply
+from ui.settings import UISettings
+
+QUESTION = [{"role": "user", "content": "你是谁"}]
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeOpenAI(api_key="test-key", token_delay_s=0.0) as fake:
+        yield fake
+
+
+@pytest.fixture
+def fake(server):
+    server.mode = "echo"
+    server.requests.clear()
+    return server
+
+
+def settings_for(fake: FakeOpenAI, **overrides) -> UISettings:
+    values = dict(base_url=fake.base_url, model=fake.model, api_key="test-key")
+    values.update(overrides)
+    return UISettings(**values)
+
+
+def run(fake: FakeOpenAI, messages=QUESTION, **overrides):
+    """(reply, tokens, error) of one streamed answer."""
+    settings = settings_for(fake, **overrides)
+    tokens: list[str] = []
+    reply = Reply()
+
+    async def on_token(token: str) -> None:
+        tokens.append(token)
+
+    async def main():
+        client = make_client(settings)
+        try:
+            await stream_reply(client, settings.model, messages, max_tokens=64, temperature=0.2,
+                               on_token=on_token, reply=reply)
+        except Exception as error:  # the caller inspects it
+            return error
+        finally:
+            await client.close()
+
+    error = asyncio.run(main())
+    return reply, tokens, error
+
+
+def test_answer_streams_in_pieces_and_sends_max_tokens(fake):
+    reply, tokens, error = run(fake)
+    assert error is None
+    assert reply.text == answer_for(QUESTION) and reply.finish_reason == "stop"
+    assert len(tokens) > 3 and "".join(tokens) == reply.text
+    sent = fake.requests[-1]
+    assert sent["max_tokens"] == 64 and sent["stream"] is True and sent["messages"] == QUESTION
+
+
+def test_http_500_is_described_with_the_servers_message(fake):
+    fake.mode = "error"
+    reply, tokens, error = run(fake)
+    assert isinstance(error, openai.InternalServerError) and reply.text == "" and tokens == []
+    text = describe_error(error, fake.base_url)
+    assert "HTTP 500" in text and "fake internal error" in text
+
+
+def test_dropped_connection_keeps_the_partial_text(fake):
+    fake.mode = "drop"
+    reply, tokens, error = run(fake)
+    full = answer_for(QUESTION)
+    assert isinstance(error, StreamDropped)
+    assert reply.text and full.startswith(reply.text) and reply.text != full
+    assert "cut off" in describe_error(error, fake.base_url)
+
+
+def test_stream_ending_without_finish_reason_counts_as_dropped(fake):
+    fake.mode = "truncate"
+    reply, _, error = run(fake)
+    assert isinstance(error, StreamDropped) and "before finishing" in error.reason
+    assert reply.text and reply.finish_reason is None
+
+
+def test_wrong_key_and_wrong_model_say_what_to_check(fake):
+    _, _, error = run(fake, api_key="wrong")
+    assert isinstance(error, openai.AuthenticationError)
+    assert "PERSONA_API_KEY" in describe_error(error, fake.base_url)
+    _, _, error = run(fake, model="no-such-model")
+    assert isinstance(error, openai.NotFoundError)
+    assert "PERSONA_MODEL" in describe_error(error, fake.base_url)
+
+
+def test_server_down_then_back():
+    with FakeOpenAI(api_key="test-key", token_delay_s=0.0) as fake:
+        fake.stop()
+        _, _, error = run(fake)
+        assert isinstance(error, openai.APIConnectionError)
+        assert "Cannot reach" in describe_error(error, fake.base_url)
+        fake.start()
+        reply, _, error = run(fake)
+        assert error is None and reply.text == answer_for(QUESTION)
+
+
+def test_unknown_errors_still_get_a_message():
+    text = describe_error(RuntimeError("boom"), "http://127.0.0.1:1/v1")
+    assert "RuntimeError" in text and "boom" in text

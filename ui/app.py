@@ -1,0 +1,130 @@
+"""Chainlit handlers: greet, stream answers, keep the history consistent whatever happens.
+
+Run through ui/launch.py (it sets PERSONA_* and where Chainlit keeps its files).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+
+# Chainlit loads this file by path, so the repo root is not importable by default.
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import chainlit as cl  # noqa: E402
+from chainlit.config import SpontaneousFileUploadFeature, config  # noqa: E402
+from chainlit.input_widget import Slider  # noqa: E402
+
+from ui import history  # noqa: E402
+from ui.llm import Reply, describe_error, make_client, stream_reply  # noqa: E402
+from ui.persona_view import load_view  # noqa: E402
+from ui.settings import from_env  # noqa: E402
+
+log = logging.getLogger("persona.ui")
+
+SETTINGS = from_env()
+VIEW = load_view(SETTINGS.card_path, SETTINGS.model)
+MAX_TOKENS_CAP = max(4096, SETTINGS.max_tokens)
+
+config.ui.name = VIEW.author
+# Editing a sent message would re-run a turn that the history already holds.
+config.features.edit_message = False
+# The model reads text only.
+config.features.spontaneous_file_upload = SpontaneousFileUploadFeature(enabled=False)
+# Chainlit shows chainlit.md (in its app root) as the Readme; tell who this is.
+(Path(config.root) / "chainlit.md").write_text(VIEW.readme, encoding="utf-8")
+
+_client = None
+
+
+def client():
+    global _client
+    if _client is None:
+        _client = make_client(SETTINGS)
+    return _client
+
+
+@cl.set_starters
+async def starters(user=None, language=None):
+    return [cl.Starter(label=text, message=text) for text in VIEW.starters]
+
+
+@cl.on_chat_start
+async def on_chat_start():
+    cl.user_session.set("history", [])
+    cl.user_session.set(
+        "options", {"temperature": SETTINGS.temperature, "max_tokens": SETTINGS.max_tokens}
+    )
+    await cl.ChatSettings(
+        [
+            Slider(id="temperature", label="Temperature", initial=SETTINGS.temperature,
+                   min=0.0, max=2.0, step=0.1),
+            Slider(id="max_tokens", label="Max tokens", initial=SETTINGS.max_tokens,
+                   min=16, max=MAX_TOKENS_CAP, step=16),
+        ]
+    ).send()
+    # Chainlit shows starters only while the chat has no user or assistant message,
+    # so next to starters the greeting goes out as a system message.
+    kind = "system_message" if VIEW.starters else "assistant_message"
+    await cl.Message(content=VIEW.greeting, author=VIEW.author, type=kind).send()
+
+
+@cl.on_settings_update
+async def on_settings_update(values: dict):
+    options = dict(cl.user_session.get("options") or {})
+    try:
+        options["temperature"] = min(2.0, max(0.0, float(values["temperature"])))
+        options["max_tokens"] = min(MAX_TOKENS_CAP, max(1, int(values["max_tokens"])))
+    except (KeyError, TypeError, ValueError):
+        log.warning("ignored chat settings %r", values)
+        return
+    cl.user_session.set("options", options)
+
+
+def _commit(user_text: str, reply: Reply) -> None:
+    past = cl.user_session.get("history") or []
+    cl.user_session.set("history", history.commit_turn(past, user_text, reply.text))
+
+
+@cl.on_message
+async def on_message(message: cl.Message):
+    user_text = message.content or ""
+    options = cl.user_session.get("options") or {}
+    answer = cl.Message(content="", author=VIEW.author)
+    reply = Reply()
+    failure: BaseException | None = None
+    try:
+        messages = history.request_messages(
+            cl.user_session.get("history") or [], user_text, VIEW.system_prompt
+        )
+        await stream_reply(
+            client(),
+            SETTINGS.model,
+            messages,
+            max_tokens=options.get("max_tokens", SETTINGS.max_tokens),
+            temperature=options.get("temperature", SETTINGS.temperature),
+            on_token=answer.stream_token,
+            reply=reply,
+        )
+    except asyncio.CancelledError:
+        # The Stop button: keep what the user already saw, in the UI and the history.
+        _commit(user_text, reply)
+        if reply.text:
+            await answer.update()
+        raise
+    except Exception as error:  # every failure must end as a visible message
+        log.warning("answer failed: %s: %s", type(error).__name__, error)
+        failure = error
+    _commit(user_text, reply)
+    if reply.text:
+        await answer.send()
+    if failure is not None:
+        await cl.ErrorMessage(
+            content=describe_error(failure, SETTINGS.base_url), author=VIEW.author
+        ).send()
+    elif not reply.text:
+        await cl.Message(
+            content="(The model returned an empty answer. 模型没有返回内容。)", author=VIEW.author
+        ).send()

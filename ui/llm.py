@@ -1,0 +1,147 @@
+"""Streaming one answer from the OpenAI-compatible API, and naming what went wrong.
+
+No chainlit here: the app passes a callback that shows each token.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+import openai
+
+from ui.settings import UISettings
+
+OnToken = Callable[[str], Awaitable[None]]
+
+
+class StreamDropped(Exception):
+    """The answer stopped before the server said it was finished."""
+
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class Reply:
+    text: str = ""
+    finish_reason: str | None = None
+
+
+def make_client(settings: UISettings) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        base_url=settings.base_url,
+        api_key=settings.api_key,
+        # read= is the longest wait between two streamed chunks: a CPU server can be slow.
+        timeout=openai.Timeout(settings.timeout_s, connect=10.0),
+        # One retry covers a connection reset; more would leave the user staring at nothing.
+        max_retries=1,
+    )
+
+
+async def stream_reply(
+    client: openai.AsyncOpenAI,
+    model: str,
+    messages: list[dict[str, str]],
+    *,
+    max_tokens: int,
+    temperature: float,
+    on_token: OnToken,
+    reply: Reply | None = None,
+) -> Reply:
+    """Stream one answer into `reply` (so a caller that is cancelled still holds the partial text).
+
+    Errors before the first chunk propagate as the client's exceptions; a stream that
+    breaks or ends without a finish_reason raises StreamDropped.
+    """
+    reply = Reply() if reply is None else reply
+    stream = await client.chat.completions.create(
+        model=model,
+        messages=messages,
+        max_tokens=max_tokens,  # always sent: the server's default may be the whole context
+        temperature=temperature,
+        stream=True,
+    )
+    try:
+        async for chunk in stream:
+            for choice in chunk.choices:
+                token = choice.delta.content if choice.delta else None
+                if token:
+                    reply.text += token
+                    await on_token(token)
+                if choice.finish_reason:
+                    reply.finish_reason = choice.finish_reason
+    except openai.APIConnectionError as error:
+        cause = error.__cause__
+        detail = f" ({_short(cause)})" if cause is not None else ""
+        raise StreamDropped(f"the connection to the model server was lost{detail}") from error
+    except (openai.APIError, OSError) as error:
+        raise StreamDropped(_short(error)) from error
+    except Exception as error:
+        # httpx' transport errors (e.g. "incomplete chunked read") surface here unwrapped.
+        if type(error).__module__.split(".")[0].startswith("httpx"):
+            raise StreamDropped(_short(error)) from error
+        raise
+    finally:
+        await stream.close()
+    if reply.finish_reason is None:
+        raise StreamDropped("the server closed the stream before finishing the answer")
+    return reply
+
+
+def _short(error: BaseException) -> str:
+    text = str(error).strip() or type(error).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
+def _status_detail(error: openai.APIStatusError) -> str:
+    """The server's own message (vLLM: {"error": {"message": ...}} or the inner dict)."""
+    body = error.body
+    message = None
+    if isinstance(body, dict):
+        inner = body.get("error")
+        message = inner.get("message") if isinstance(inner, dict) else body.get("message")
+    return _short(Exception(message)) if isinstance(message, str) and message else _short(error)
+
+
+def describe_error(error: BaseException, base_url: str) -> str:
+    """A message a person can act on, in English and Chinese."""
+    if isinstance(error, StreamDropped):
+        return (
+            f"⚠️ The answer was cut off: {error.reason.rstrip('.')}. The partial text above is kept; "
+            "send your message again to continue.\n\n"
+            "⚠️ 回答中断了。已保留上面的部分内容，请重新发送消息。"
+        )
+    if isinstance(error, openai.APITimeoutError):
+        return (
+            f"⚠️ The model server at {base_url} did not answer in time. Please try again.\n\n"
+            "⚠️ 模型服务响应超时，请稍后重试。"
+        )
+    if isinstance(error, openai.APIConnectionError):
+        return (
+            f"⚠️ Cannot reach the model server at {base_url}. Is it running? "
+            "Send your message again once it is up.\n\n"
+            "⚠️ 无法连接模型服务，请确认服务已启动后重新发送。"
+        )
+    if isinstance(error, openai.AuthenticationError):
+        return (
+            f"⚠️ The model server refused the API key (HTTP 401). Check PERSONA_API_KEY.\n\n"
+            "⚠️ 模型服务拒绝了 API 密钥（HTTP 401）。"
+        )
+    if isinstance(error, openai.NotFoundError):
+        return (
+            f"⚠️ The model server does not know this model (HTTP 404): {_status_detail(error)}. "
+            "Check PERSONA_MODEL.\n\n"
+            "⚠️ 模型服务找不到该模型（HTTP 404）。"
+        )
+    if isinstance(error, openai.APIStatusError):
+        return (
+            f"⚠️ The model server returned an error (HTTP {error.status_code}): "
+            f"{_status_detail(error)}. Please try again.\n\n"
+            f"⚠️ 模型服务返回错误（HTTP {error.status_code}），请重试。"
+        )
+    return (
+        f"⚠️ Something went wrong: {type(error).__name__}: {_short(error)}\n\n"
+        "⚠️ 出错了，请重试。"
+    )
