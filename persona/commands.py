@@ -107,18 +107,18 @@ def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
 
 
 def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str,
-               children: Children, enforce_eager: bool = False) -> str:
-    from serve import server
+               children: Children, compile: bool = False) -> str:
+    from serve.server import ServeOptions, start
 
     ensure_free(host, port, "--port / API_PORT")
     log = home() / "logs" / f"vllm-{persona.id}-{port}.log"
     print(f"persona: starting vLLM for {persona.id} on http://{host}:{port}/v1 (log: {log})", flush=True)
-    command, env = server.command(model=model, name=persona.id, host=host, port=port, api_key=key,
-                                  enforce_eager=enforce_eager, env=envs.command_env("serve"))
-    process = children.add(spawn(command, env, log, cwd=REPO_ROOT))
-    seconds = wait_http(f"http://{host}:{port}/health", process, log, timeout=600, what="vLLM")
+    options = ServeOptions(model=model, served_name=persona.id, api_key=key, host=host, port=port,
+                           enforce_eager=not compile)
+    process = children.add(start(options, envs.ensure("serve"), log))
+    seconds = wait_http(options.health_url, process, log, timeout=900, what="vLLM")
     print(f"persona: vLLM ready in {seconds:.0f} s", flush=True)
-    return f"http://{host}:{port}/v1"
+    return options.base_url
 
 
 def _start_ui(card: Path, persona: PersonaCard, api_url: str, key: str, host: str, port: int,
@@ -149,20 +149,20 @@ def _trained_model(card: Path, persona: PersonaCard) -> Path:
 
 
 def serve(card: Path = DEFAULT_CARD, port: int = 8000, host: str = "127.0.0.1",
-          enforce_eager: bool = False) -> None:
+          compile: bool = False) -> None:
     """Serve the card's merged model with vLLM's OpenAI-compatible API (trains it first if needed).
 
     Args:
         card: persona card YAML
         port: API port
         host: bind address (127.0.0.1 keeps it on this machine)
-        enforce_eager: skip vLLM's graph compilation: faster start-up, slower answers
+        compile: let vLLM compile the model graph (start-up ~3 min instead of ~30 s on CPU)
     """
     persona = load_card(card)
     model = _trained_model(card, persona)
     key = api_key()
     with Children() as children:
-        url = _start_api(persona, model, host, port, key, children, enforce_eager)
+        url = _start_api(persona, model, host, port, key, children, compile)
         _announce(persona, url, key, None)
         _wait_forever(children)
 

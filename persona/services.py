@@ -40,17 +40,21 @@ def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path | None =
                             stdin=subprocess.DEVNULL, start_new_session=True)
 
 
-def stop(process: subprocess.Popen, grace: float = 15.0) -> None:
+def stop(process: subprocess.Popen, grace: float = 15.0) -> int | None:
+    """SIGTERM the child's process group, SIGKILL it after `grace` seconds; its exit code."""
     if process.poll() is not None:
-        return
+        return process.returncode
     try:
         os.killpg(process.pid, signal.SIGTERM)
-        process.wait(grace)
+        return process.wait(grace)
     except ProcessLookupError:
-        return
+        return process.wait()
     except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        return process.wait()
 
 
 def tail(log: Path, lines: int = 30) -> str:

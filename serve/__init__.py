@@ -1,0 +1,1 @@
+"""Serving: the base-model conversion and the vLLM OpenAI-compatible server."""

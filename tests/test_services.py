@@ -1,0 +1,79 @@
+"""Starting, waiting for and stopping long-running children (vLLM, Chainlit)."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from persona.services import ServiceError, ensure_free, stop, wait_http
+
+
+def test_wait_http_fails_fast_with_log_tail_when_the_server_died(tmp_path):
+    log = tmp_path / "vllm.log"
+    log.write_text("loading\nValueError: no such model\n")
+    proc = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
+    proc.wait()
+    with pytest.raises(ServiceError, match="code 3(.|\n)*no such model"):
+        # Nothing listens on port 9: only the dead process can end this quickly.
+        wait_http("http://127.0.0.1:9/health", proc, log, timeout=60, what="vLLM")
+
+
+def test_wait_http_times_out(tmp_path):
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        with pytest.raises(ServiceError, match="did not answer"):
+            wait_http("http://127.0.0.1:9/health", proc, tmp_path / "log", timeout=0.5, what="vLLM")
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def live_members(group: int) -> list[int]:
+    """Processes of the group that still run (zombies waiting to be reaped do not)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        state, pgrp = fields[0], int(fields[2])
+        if pgrp == group and state != "Z":
+            members.append(int(stat.parent.name))
+    return members
+
+
+def test_stop_ends_the_whole_process_group():
+    # A parent that ignores nothing and a child that would outlive it by a minute.
+    code = "import subprocess, sys, time; subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(live_members(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert len(live_members(proc.pid)) == 2
+    assert stop(proc, grace=5) == -signal.SIGTERM
+    deadline = time.monotonic() + 5
+    while live_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert live_members(proc.pid) == []
+
+
+def test_stop_kills_what_ignores_sigterm():
+    code = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('ready', flush=True); time.sleep(60)"
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True, stdout=subprocess.PIPE)
+    assert proc.stdout.readline().strip() == b"ready"
+    assert stop(proc, grace=0.5) == -signal.SIGKILL
+
+
+def test_ensure_free_names_the_flag_when_the_port_is_taken():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(ServiceError, match=f"port {port} .* in use.*API_PORT"):
+            ensure_free("127.0.0.1", port, "API_PORT")
