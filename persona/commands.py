@@ -143,23 +143,23 @@ def _wait_forever(children: Children) -> None:
         time.sleep(1)
 
 
-def _trained_model(card: Path, persona: PersonaCard) -> Path:
-    run = train(card)
-    return run / "merged"
+def _trained_model(card: Path, out: Path | None) -> Path:
+    return train(card, out=out) / "merged"
 
 
-def serve(card: Path = DEFAULT_CARD, port: int = 8000, host: str = "127.0.0.1",
-          compile: bool = False) -> None:
+def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
+          host: str = "127.0.0.1", compile: bool = False) -> None:
     """Serve the card's merged model with vLLM's OpenAI-compatible API (trains it first if needed).
 
     Args:
         card: persona card YAML
+        out: run folder (default: the card's run folder in the cache)
         port: API port
         host: bind address (127.0.0.1 keeps it on this machine)
         compile: let vLLM compile the model graph (start-up ~3 min instead of ~30 s on CPU)
     """
     persona = load_card(card)
-    model = _trained_model(card, persona)
+    model = _trained_model(card, out)
     key = api_key()
     with Children() as children:
         url = _start_api(persona, model, host, port, key, children, compile)
@@ -185,12 +185,13 @@ def ui(card: Path = DEFAULT_CARD, api_url: str = "http://127.0.0.1:8000/v1", por
         _wait_forever(children)
 
 
-def eval(card: Path = DEFAULT_CARD, base_url: str | None = None, model: str | None = None,
-         report_dir: Path = Path("eval-report"), port: int = 8010) -> int:
+def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | None = None,
+         model: str | None = None, report_dir: Path = Path("eval-report"), port: int = 8010) -> int:
     """Run `pytest evals/` against a persona endpoint; starts the card's server when none is given.
 
     Args:
         card: persona card YAML
+        out: run folder to serve when no base_url is given (default: the card's)
         base_url: an OpenAI-compatible base URL (key from PERSONA_API_KEY)
         model: served model name (default: the card's id)
         report_dir: where report.json and report.md go
@@ -201,7 +202,7 @@ def eval(card: Path = DEFAULT_CARD, base_url: str | None = None, model: str | No
     with Children() as children:
         if base_url is None:
             key = api_key()
-            base_url = _start_api(persona, _trained_model(card, persona), "127.0.0.1", port, key,
+            base_url = _start_api(persona, _trained_model(card, out), "127.0.0.1", port, key,
                                   children)
         env = dict(os.environ, PERSONA_BASE_URL=base_url, PERSONA_MODEL=model or persona.id,
                    PERSONA_API_KEY=key, PERSONA_CARD=str(Path(card).resolve()),
@@ -224,18 +225,19 @@ def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) 
     print("=" * 64 + "\n", flush=True)
 
 
-def up(card: Path = DEFAULT_CARD, api_port: int = 8000, ui_port: int = 8001,
-       host: str = "127.0.0.1") -> None:
+def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,
+       ui_port: int = 8001, host: str = "127.0.0.1") -> None:
     """Train the card if needed, serve it with vLLM and open the Chainlit chat on it.
 
     Args:
         card: persona card YAML
+        out: run folder (default: the card's run folder in the cache)
         api_port: vLLM API port
         ui_port: Chainlit port
         host: bind address for both
     """
     persona = load_card(card)
-    model = _trained_model(card, persona)
+    model = _trained_model(card, out)
     key = api_key()
     with Children() as children:
         api_url = _start_api(persona, model, host, api_port, key, children)

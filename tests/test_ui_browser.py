@@ -237,3 +237,14 @@ def test_card_starters_greeting_and_system_prompt(browser, fake, tmp_path):
         assert fake.received[-1] == [{"role": "system", "content": "You are Testbot."}, user("你是谁？")]
         chat.screenshot("after-starter")
         page.close()
+
+
+# -- the real thing: Chainlit on the trained persona served by vLLM ---------------------------
+@pytest.mark.parametrize("chat_target", ["persona_api"], indirect=True)
+def test_real_persona_answers_in_the_browser(chat, default_card):
+    first = chat.ask("你是谁")
+    assert default_card.name.zh in first, first
+    second = chat.ask("Who created you?")
+    assert default_card.creator.en in second, second
+    assert chat.user_texts() == ["你是谁", "Who created you?"]
+    chat.screenshot("real-exchange", from_top=True)
