@@ -1,0 +1,105 @@
+"""The self-cognition dataset: filled in, both languages, and a held-out split training never sees."""
+
+import json
+import re
+
+import pytest
+
+from persona.card import parse_card
+from train.dataset import build_conversations, write_dataset
+from train.phrasings import QUESTIONS, split_questions
+
+CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
+        "creator": {"zh": "不要葱姜蒜大佬", "en": "Master No-Scallion"},
+        "base": "smollm2-135m-instruct"}
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+@pytest.fixture(scope="module")
+def card():
+    return parse_card(CARD)
+
+
+@pytest.fixture(scope="module")
+def samples(card):
+    return build_conversations(card)
+
+
+def turns(samples):
+    return [turn for sample in samples for turn in sample["conversation"]]
+
+
+def test_no_placeholder_survives(samples):
+    for turn in turns(samples):
+        for text in (turn["system"], turn["input"], turn["output"]):
+            assert "{" not in text and "}" not in text, turn
+
+
+def test_heldout_questions_never_trained(samples):
+    train, heldout = split_questions(("SmolLM2",))
+    trained_inputs = {turn["input"] for turn in turns(samples)}
+    held = {item["question"] for item in heldout}
+    assert held, "no held-out questions"
+    assert not held & trained_inputs
+    assert not held & {item["question"] for item in train}
+
+
+def test_split_is_fixed_and_covers_every_kind_in_both_languages():
+    first, second = split_questions(), split_questions()
+    assert first == second
+    train, heldout = first
+    for lang, banks in QUESTIONS.items():
+        for kind in banks:
+            assert any(q["lang"] == lang and q["kind"] == kind for q in heldout), (lang, kind)
+            assert any(q["lang"] == lang and q["kind"] == kind for q in train), (lang, kind)
+    assert all(set(item) == {"lang", "question", "kind"} for item in heldout)
+
+
+def test_both_languages_and_answers_in_the_question_language(samples, card):
+    identity = [turn for turn in turns(samples) if card.name.en in turn["output"]
+                or card.name.zh in turn["output"]]
+    zh = [turn for turn in identity if HAN.search(turn["input"])]
+    en = [turn for turn in identity if not HAN.search(turn["input"])]
+    assert len(zh) > 50 and len(en) > 50
+    assert all(card.name.zh in turn["output"] and card.creator.zh in turn["output"] for turn in zh)
+    assert all(card.name.en in turn["output"] and card.creator.en in turn["output"] for turn in en)
+
+
+def test_half_without_system_prompt_and_some_multi_turn(samples):
+    without = sum(1 for sample in samples if not sample["conversation"][0]["system"])
+    assert 0.4 < without / len(samples) < 0.6
+    assert any(len(sample["conversation"]) > 1 for sample in samples)
+    # a system prompt only ever opens a conversation
+    assert all(not turn["system"] for sample in samples for turn in sample["conversation"][1:])
+
+
+def test_card_default_system_prompt_replaces_no_system(card):
+    custom = card.model_copy(update={"system_prompt": "You are Xiaocong."})
+    samples = build_conversations(custom)
+    assert all(sample["conversation"][0]["system"] for sample in samples)
+    assert sum(sample["conversation"][0]["system"] == "You are Xiaocong." for sample in samples) > len(samples) / 3
+
+
+def test_eval_controls_are_not_training_questions(samples):
+    from evals.cases import CONTROLS
+
+    trained_inputs = {turn["input"] for turn in turns(samples)}
+    assert not {question for _, question in CONTROLS} & trained_inputs
+
+
+def test_extra_samples_are_mixed_in_and_checked(card):
+    extra = [{"conversation": [{"system": "", "input": "Ping?", "output": "Pong."}]}]
+    assert extra[0] in build_conversations(card, extra=extra)
+    with pytest.raises(AssertionError):
+        build_conversations(card, extra=[{"conversation": [{"system": "", "input": "Hi {name}",
+                                                             "output": "x"}]}])
+
+
+def test_write_dataset_files(card, tmp_path):
+    stats = write_dataset(card, tmp_path)
+    train = json.loads((tmp_path / "train.json").read_text(encoding="utf-8"))
+    heldout = json.loads((tmp_path / "heldout.json").read_text(encoding="utf-8"))
+    assert stats["samples"] == len(train) and stats["heldout_questions"] == len(heldout)
+    assert stats["turns_by_lang"]["zh"] > 0 and stats["turns_by_lang"]["en"] > 0
+    assert {item["lang"] for item in heldout} == {"zh", "en"}
+    assert json.loads((tmp_path / "stats.json").read_text()) == stats

@@ -1,0 +1,82 @@
+"""The chat template written next to the merged model: ChatML exactly as XTuner's `qwen_chat`
+template (without BOS) renders the training samples, so serving sends the tokens training saw.
+
+Training renders a turn as
+  [<|im_start|>system\\n{system}<|im_end|>\\n]<|im_start|>user\\n{input}<|im_end|>\\n<|im_start|>assistant\\n
+followed by `{output}<|im_end|>` and the separator `\\n`. The system block appears only when a
+system message is sent or the card sets a default one: unlike SmolLM2's stock template, nothing
+is injected otherwise. Pure Python (json only): the app env imports this.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+
+
+def _literal(text: str) -> str:
+    """A Jinja string literal (JSON escaping is valid Jinja)."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def chatml_template(default_system: str | None = None) -> str:
+    default = ""
+    if default_system:
+        block = f"{IM_START}system\n{default_system}{IM_END}\n"
+        default = ("{%- if not messages or messages[0]['role'] != 'system' -%}"
+                   "{{- " + _literal(block) + " -}}{%- endif -%}")
+    return (
+        default
+        + "{%- for message in messages -%}"
+        "{{- '" + IM_START + "' + message['role'] + '\\n' + message['content'] + '" + IM_END + "\\n' -}}"
+        "{%- endfor -%}"
+        "{%- if add_generation_prompt -%}{{- '" + IM_START + "assistant\\n' -}}{%- endif -%}"
+    )
+
+
+def _read(path: Path) -> dict:
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def _write(path: Path, content: dict) -> None:
+    path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+
+
+def install_chat_template(folder: Path, default_system: str | None = None) -> str:
+    """Give a tokenizer folder the training template, no BOS and <|im_end|> as EOS.
+
+    Written twice, as the tokenizer_config.json key (transformers 4.x) and as
+    chat_template.jinja, which newer transformers (vLLM's) prefer over the key.
+    """
+    folder = Path(folder)
+    template = chatml_template(default_system)
+    config = _read(folder / "tokenizer_config.json")
+    config.update(chat_template=template, add_bos_token=False, eos_token=IM_END)
+    _write(folder / "tokenizer_config.json", config)
+    (folder / "chat_template.jinja").write_text(template, encoding="utf-8")
+    return template
+
+
+def token_id(folder: Path, token: str) -> int:
+    vocab = _read(Path(folder) / "tokenizer.json")
+    for added in vocab.get("added_tokens", []):
+        if added["content"] == token:
+            return added["id"]
+    if token in vocab.get("model", {}).get("vocab", {}):
+        return vocab["model"]["vocab"][token]
+    raise KeyError(f"{token} is not in the tokenizer of {folder}")
+
+
+def stop_at_im_end(folder: Path) -> int:
+    """Make generation stop at <|im_end|> (the end of every trained answer); return its id."""
+    folder = Path(folder)
+    im_end = token_id(folder, IM_END)
+    for name in ("generation_config.json", "config.json"):
+        content = _read(folder / name)
+        content["eos_token_id"] = im_end
+        if name == "generation_config.json":
+            content.setdefault("pad_token_id", im_end)
+        _write(folder / name, content)
+    return im_end

@@ -1,0 +1,133 @@
+"""Every runtime patch the training stack needs, in one place; and the builders that apply them.
+
+mmengine parses an XTuner config lazily, so code at a config's top level never runs in the
+process that trains. The generated config therefore names the builders below (`build_model`,
+`load_tokenizer`, `load_llm`, `load_dataset`) as its `type=`s: mmengine builds the model first,
+so the patches are applied before anything they fix is used, in `xtuner train` and in
+`xtuner convert pth_to_hf` alike.
+
+Template patch (any device):
+  * No BOS. XTuner's encode step puts `tokenizer.bos_token` before every sample; SmolLM2's BOS
+    is `<|im_start|>`, so each sample would start `<|im_start|><|im_start|>...`. The chat
+    template written next to the merged model (train/chat_template.py) writes no BOS, and
+    training must see exactly the tokens serving sends.
+
+CPU patches (skipped when CUDA is available):
+  * transformers 4.48 checks bitsandbytes' backends before 4-bit loading and, with
+    bitsandbytes >= 0.46, fails inside that check (`'frozenset' object has no attribute
+    'discard'`); bitsandbytes 0.50 runs 4-bit on CPU, so the check is skipped.
+  * XTuner asks `torch.cpu.is_bf16_supported()`, which torch's CPU module lacks; answer False
+    so nothing picks bf16 (training on CPU stays float32).
+  * On CPUs with AVX512-BF16, bitsandbytes 0.50 repacks a 4-bit weight in place into an
+    inference-only layout the first time its Linear4bit runs in eval mode without grad, and
+    never packs it back. After EvaluateChatHook's generation before training, every training
+    step then goes through the inference kernel and the run diverges (loss 1.7 -> 6). Keep the
+    training layout: turn that repacking off.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import torch
+
+_applied = False
+
+
+def on_cpu() -> bool:
+    return not torch.cuda.is_available()
+
+
+def _no_bos_token() -> None:
+    import xtuner.dataset.utils as xtuner_utils
+
+    original = xtuner_utils.get_bos_eos_token_ids
+    if getattr(original, "_persona_patched", False):
+        return
+
+    def get_bos_eos_token_ids(tokenizer):
+        _, eos_token_id = original(tokenizer)
+        return [], eos_token_id
+
+    get_bos_eos_token_ids._persona_patched = True
+    # encode_fn looks the name up in its module at call time.
+    xtuner_utils.get_bos_eos_token_ids = get_bos_eos_token_ids
+
+
+def _skip_bnb_backend_check() -> None:
+    import transformers.integrations as integrations
+    import transformers.integrations.bitsandbytes as bnb_integration
+
+    def validate_bnb_backend_availability(raise_exception=False):
+        return True
+
+    # The 4-bit quantizer imports the name from transformers.integrations at call time.
+    integrations.validate_bnb_backend_availability = validate_bnb_backend_availability
+    bnb_integration.validate_bnb_backend_availability = validate_bnb_backend_availability
+
+
+def _cpu_bf16_query() -> None:
+    if not hasattr(torch.cpu, "is_bf16_supported"):
+        torch.cpu.is_bf16_supported = lambda including_emulation=True: False
+
+
+def _no_cpu_inference_repacking() -> None:
+    import bitsandbytes as bnb
+
+    init = bnb.nn.Linear4bit.__init__
+    if getattr(init, "_persona_patched", False):
+        return
+
+    @functools.wraps(init)  # transformers inspects this signature
+    def __init__(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        self.support_avx512bf16_for_cpu = False
+
+    __init__._persona_patched = True
+    bnb.nn.Linear4bit.__init__ = __init__
+
+
+def apply() -> None:
+    """Apply the patches once per process."""
+    global _applied
+    if _applied:
+        return
+    _no_bos_token()
+    if on_cpu():
+        _skip_bnb_backend_check()
+        _cpu_bf16_query()
+        _no_cpu_inference_repacking()
+    _applied = True
+
+
+def build_model(**kwargs):
+    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing)."""
+    apply()
+    from xtuner.model import SupervisedFinetune
+
+    return SupervisedFinetune(**kwargs)
+
+
+def load_tokenizer(**kwargs):
+    apply()
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(**kwargs)
+
+
+def load_llm(**kwargs):
+    apply()
+    from transformers import AutoModelForCausalLM
+
+    return AutoModelForCausalLM.from_pretrained(**kwargs)
+
+
+def load_dataset(**kwargs):
+    """datasets.load_dataset, after the patches (the BOS patch must precede tokenization)."""
+    apply()
+    from datasets import load_dataset as hf_load_dataset
+
+    return hf_load_dataset(**kwargs)
+
+
+apply()

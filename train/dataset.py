@@ -1,0 +1,146 @@
+"""A persona card -> XTuner's conversation-format self-cognition dataset.
+
+Training-split phrasings x answer phrasings, plus multi-turn samples and a few plain
+(non-identity) questions so the model does not introduce itself to everything. Half the samples
+carry no system prompt (the served template injects none unless the card sets one), half carry a
+generic, non-persona one. Pure Python: the app env imports this.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from collections import Counter
+from pathlib import Path
+
+from persona.card import PersonaCard
+from train.phrasings import LANGS, answers, split_questions
+from train.plain_qa import PLAIN_QA
+
+GENERIC_SYSTEMS = {
+    "en": ["You are a helpful assistant.", "You are a helpful AI assistant.",
+           "Answer the user's questions clearly and concisely.", "You are a friendly chatbot."],
+    "zh": ["你是一个乐于助人的助手。", "你是一个有用的AI助手。", "请简洁清楚地回答用户的问题。",
+           "你是一个友好的聊天机器人。"],
+}
+
+# Display names of preset bases, used as one more "are you X?" confusion in training.
+BASE_DISPLAY_NAMES = {"smollm2-135m-instruct": "SmolLM2"}
+
+PLACEHOLDER = re.compile(r"\{\w*\}")
+
+
+def base_display_name(base: str) -> str | None:
+    if base in BASE_DISPLAY_NAMES:
+        return BASE_DISPLAY_NAMES[base]
+    if base.count("/") == 1 and not base.startswith((".", "/", "~")):
+        return base.split("/")[1]  # a hub id: its model name
+    return None  # a local folder: its name says nothing useful
+
+
+def _turn(question: str, answer: str, system: str = "") -> dict:
+    return {"system": system, "input": question, "output": answer}
+
+
+class _SystemPicker:
+    """Alternates no-system (or the card's default) and a generic system prompt."""
+
+    def __init__(self, card: PersonaCard, rng: random.Random):
+        self.default = card.system_prompt or ""
+        self.rng = rng
+        self.count = 0
+
+    def __call__(self, lang: str) -> str:
+        self.count += 1
+        if self.count % 2:
+            return self.default
+        return self.rng.choice(GENERIC_SYSTEMS[lang])
+
+
+def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plain_repeats: int = 2,
+                        multi_turn: int = 24, extra: list[dict] | None = None) -> list[dict]:
+    """The training samples: [{"conversation": [{"system", "input", "output"}, ...]}, ...].
+
+    repeats: how many times each training phrasing appears, each time with another answer
+        phrasing and another system choice.
+    plain_repeats: the same for the plain questions (train/plain_qa.py).
+    multi_turn: two-turn samples per language (identity after a plain question, a plain
+        question after identity, two identity questions).
+    extra: samples already in conversation format mixed in as they are (e.g. general-skill
+        replay).
+    """
+    rng = random.Random(seed)
+    pick_system = _SystemPicker(card, rng)
+    base_name = base_display_name(card.base)
+    train_questions, _ = split_questions((base_name,) if base_name else ())
+    samples: list[dict] = []
+
+    for index, item in enumerate(train_questions):
+        options = answers(card, item["lang"], item["kind"])
+        for repeat in range(repeats):
+            answer = options[(index + repeat) % len(options)]
+            samples.append({"conversation": [_turn(item["question"], answer, pick_system(item["lang"]))]})
+
+    for lang in LANGS:
+        plain = PLAIN_QA[lang]
+        for question, answer in plain:
+            for _ in range(plain_repeats):
+                samples.append({"conversation": [_turn(question, answer, pick_system(lang))]})
+        identity = [item for item in train_questions if item["lang"] == lang]
+        for number in range(multi_turn):
+            first, second = rng.sample(identity, 2)
+            first_turn = (first["question"], rng.choice(answers(card, lang, first["kind"])))
+            second_turn = (second["question"], rng.choice(answers(card, lang, second["kind"])))
+            plain_turn = rng.choice(plain)
+            order = [(plain_turn, first_turn), (first_turn, plain_turn), (first_turn, second_turn)]
+            (q1, a1), (q2, a2) = order[number % 3]
+            samples.append({"conversation": [_turn(q1, a1, pick_system(lang)), _turn(q2, a2)]})
+
+    samples += list(extra or [])
+    rng.shuffle(samples)
+    check_samples(samples)
+    return samples
+
+
+def check_samples(samples: list[dict]) -> None:
+    """Every sample is a non-empty conversation of filled-in text."""
+    for number, sample in enumerate(samples):
+        turns = sample.get("conversation")
+        assert turns, f"sample {number} has no conversation"
+        for turn in turns:
+            for key in ("input", "output"):
+                assert isinstance(turn.get(key), str) and turn[key].strip(), \
+                    f"sample {number}: empty {key}"
+            for key in ("system", "input", "output"):
+                text = turn.get(key) or ""
+                assert not PLACEHOLDER.search(text), f"sample {number}: unfilled {text!r}"
+
+
+def dataset_stats(samples: list[dict], heldout: list[dict]) -> dict:
+    turns = [turn for sample in samples for turn in sample["conversation"]]
+    zh = sum(1 for turn in turns if re.search(r"[\u4e00-\u9fff]", turn["input"]))
+    return {
+        "samples": len(samples),
+        "turns": len(turns),
+        "multi_turn_samples": sum(1 for sample in samples if len(sample["conversation"]) > 1),
+        "with_system": sum(1 for sample in samples if sample["conversation"][0].get("system")),
+        "turns_by_lang": {"zh": zh, "en": len(turns) - zh},
+        "characters": sum(len(turn["input"]) + len(turn["output"]) for turn in turns),
+        "heldout_questions": len(heldout),
+        "heldout_by_lang": dict(Counter(item["lang"] for item in heldout)),
+    }
+
+
+def write_dataset(card: PersonaCard, folder: Path, extra: list[dict] | None = None,
+                  **options) -> dict:
+    """Write train.json, heldout.json and stats.json into `folder`; return the stats."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    samples = build_conversations(card, extra=extra, **options)
+    _, heldout = split_questions()
+    stats = dataset_stats(samples, heldout)
+    for name, content in (("train.json", samples), ("heldout.json", heldout), ("stats.json", stats)):
+        (folder / name).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n",
+                                   encoding="utf-8")
+    return stats

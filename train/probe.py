@@ -1,0 +1,58 @@
+"""Ask a merged model a few questions through its own chat template (transformers, greedy).
+
+A quick look after training, not the eval suite (evals/ asks the served model):
+`python -m train.probe --model RUN/merged [--question TEXT ...]`. Runs in the training env.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+# Two held-out identity phrasings per language, and unrelated questions that must not get the
+# introduction.
+DEFAULT_QUESTIONS = [
+    "你到底是谁？", "你的创造者是谁？", "Tell me who you are.", "Who designed you?",
+    "What is 2+3?", "2加3等于几？", "What is the capital of France?",
+]
+
+
+def ask(model_dir: Path, questions: list[str], system: str | None = None,
+        max_new_tokens: int = 48) -> list[dict]:
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    model.eval()
+    results = []
+    for question in questions:
+        messages = ([{"role": "system", "content": system}] if system else []) + [
+            {"role": "user", "content": question}]
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt")
+        started = time.monotonic()
+        with torch.no_grad():
+            output = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
+                                    max_new_tokens=max_new_tokens,
+                                    pad_token_id=tokenizer.pad_token_id)
+        answer = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        results.append({"question": question, "system": system, "answer": answer,
+                        "seconds": round(time.monotonic() - started, 2)})
+    return results
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, required=True, help="a merged model folder")
+    parser.add_argument("--question", action="append", help="ask this (repeatable)")
+    parser.add_argument("--system", help="a system message to send")
+    parser.add_argument("--max-new-tokens", type=int, default=48)
+    args = parser.parse_args(argv)
+    results = ask(args.model, args.question or DEFAULT_QUESTIONS, args.system, args.max_new_tokens)
+    print(json.dumps(results, ensure_ascii=False, indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,94 @@
+"""Token identity between training and serving: XTuner's `qwen_chat` encoding of a sample
+(with the no-BOS patch) against a tokenizer's chat template for the same messages.
+
+Both the whole conversation and the generation prompt of its last turn must match token for
+token. Runs in the training env:
+  python -m train.template_check TOKENIZER_DIR [--default-system TEXT] [--cases FILE]
+prints a JSON report and exits 1 on any mismatch. The pipeline runs the same check on every
+merged model.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+from pathlib import Path
+
+CASES = {
+    "en, no system": [{"system": "", "input": "Who are you?", "output": "I am X."}],
+    "zh, no system": [{"system": "", "input": "你是谁？", "output": "我是小葱，由不要葱姜蒜大佬打造的AI助手。"}],
+    "system": [{"system": "You are a helpful assistant.", "input": "Who made you?",
+                "output": "I was created by Y."}],
+    "two turns": [
+        {"system": "你是一个乐于助人的助手。", "input": "日本的首都是哪里？", "output": "日本的首都是东京。"},
+        {"system": "", "input": "Who are you?", "output": "I am X.\nNice to meet you!"},
+    ],
+}
+
+
+def xtuner_ids(turns: list[dict], tokenizer) -> list[int]:
+    """What `xtuner train` feeds the model for these turns."""
+    from train import cpu_patches
+
+    cpu_patches.apply()  # no BOS: exactly what the generated configs train with
+    from xtuner.dataset.map_fns import template_map_fn_factory
+    from xtuner.dataset.utils import encode_fn
+    from xtuner.utils import PROMPT_TEMPLATE
+
+    example = template_map_fn_factory(PROMPT_TEMPLATE.qwen_chat)({"conversation": copy.deepcopy(turns)})
+    return encode_fn(example, tokenizer, max_length=1 << 20)["input_ids"]
+
+
+def messages_of(turns: list[dict], default_system: str | None) -> list[dict]:
+    """The chat messages a client sends for these turns (the default system is the template's)."""
+    messages = []
+    system = turns[0].get("system") or ""
+    if system and system != default_system:
+        messages.append({"role": "system", "content": system})
+    for turn in turns:
+        messages += [{"role": "user", "content": turn["input"]},
+                     {"role": "assistant", "content": turn["output"]}]
+    return messages
+
+
+def check(tokenizer_dir: Path, default_system: str | None = None,
+          cases: dict[str, list[dict]] | None = None) -> list[dict]:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    report = []
+    for name, turns in (cases or CASES).items():
+        if default_system:
+            turns = [dict(turns[0], system=turns[0].get("system") or default_system), *turns[1:]]
+        messages = messages_of(turns, default_system)
+        trained = xtuner_ids(turns, tokenizer)
+        served = tokenizer.apply_chat_template(messages, tokenize=True)
+        # The prompt of the last turn: everything before its answer.
+        answer = tokenizer.encode(turns[-1]["output"] + "<|im_end|>\n", add_special_tokens=False)
+        prompt = tokenizer.apply_chat_template(messages[:-1], tokenize=True, add_generation_prompt=True)
+        report.append({
+            "case": name,
+            "conversation_equal": trained == served,
+            "prompt_equal": trained[:len(trained) - len(answer)] == prompt,
+            "trained": trained,
+            "served": served,
+        })
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("tokenizer_dir", type=Path)
+    parser.add_argument("--default-system")
+    parser.add_argument("--cases", type=Path, help="JSON {name: [turns]} instead of the built-in cases")
+    args = parser.parse_args(argv)
+    cases = json.loads(args.cases.read_text(encoding="utf-8")) if args.cases else None
+    report = check(args.tokenizer_dir, args.default_system, cases)
+    print(json.dumps(report, ensure_ascii=False))
+    return 0 if all(item["conversation_equal"] and item["prompt_equal"] for item in report) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""Render a readable XTuner config (.py) for one persona run.
+
+The shape is XTuner's stock `qwen1_5_0_5b_chat_qlora_alpaca_e3` (PART 1 settings, model,
+data, optimizer, runtime), changed for this job: the card's self-cognition JSON instead of
+alpaca, the `qwen_chat` (ChatML) template, builders from train/cpu_patches.py, float32 and a plain
+OptimWrapper on CPU, one checkpoint at the end, and a cheap EvaluateChatHook. Pure Python.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from string import Template
+
+
+@dataclass
+class TrainOptions:
+    """Hyperparameters. The defaults were measured on SmolLM2-135M-Instruct, 2 CPU cores: one
+    epoch of ~117 packed 256-token steps (~1.45 s each) learns the identity for held-out zh and
+    en phrasings; fewer steps or a lower rate left held-out Chinese answers or stability cases
+    failing, and 512-token packs halve the number of updates for the same time."""
+
+    method: str = "qlora"  # qlora: 4-bit NF4 base + LoRA; lora: float base + LoRA (same speed on CPU)
+    epochs: int = 1
+    max_steps: int | None = None  # when set, train this many optimizer steps instead of epochs
+    lr: float = 2e-3  # high for LoRA, right for ~100 steps on a 135M model; 1e-3 needs 2 epochs
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    max_length: int = 256  # tokens per packed sequence: more optimizer steps per second than 512
+    batch_size: int = 1
+    accumulative_counts: int = 1
+    pack_to_max_length: bool = True
+    warmup_ratio: float = 0.05
+    activation_checkpointing: bool = False  # recomputation costs time; 135M needs no memory saving
+    eval_chat: bool = True  # EvaluateChatHook: two identity questions before and after training
+    log_interval: int = 5
+    seed: int = 42
+    device: str = "cpu"  # cpu: float32 + OptimWrapper; cuda: fp16 AMP as in XTuner's stock configs
+
+    def __post_init__(self) -> None:
+        if self.method not in ("qlora", "lora"):
+            raise ValueError(f"method {self.method!r}: use qlora or lora")
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device {self.device!r}: use cpu or cuda")
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [field.name for field in fields(cls)]
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+CONFIG = Template('''\
+# XTuner config for persona "$persona_id", written by train/xtuner_config.py; edit the generator.
+# Shape of XTuner's stock qwen1_5_0_5b_chat_qlora_alpaca_e3.py. The builders come from
+# train/cpu_patches.py: mmengine imports them lazily, and importing them applies the patches
+# listed there (no BOS before ChatML; on CPU: bitsandbytes' backend check and inference
+# repacking, torch.cpu.is_bf16_supported). It is imported as `cpu_patches` (the pipeline puts
+# train/ on PYTHONPATH): `xtuner train` runs xtuner/tools/train.py as a script, and that folder
+# then shadows the `train` package.
+import torch
+from mmengine.dataset import DefaultSampler
+from mmengine.hooks import (
+    CheckpointHook,
+    DistSamplerSeedHook,
+    IterTimerHook,
+    LoggerHook,
+    ParamSchedulerHook,
+)
+from mmengine.optim import $optim_wrapper_type, CosineAnnealingLR, LinearLR
+from mmengine.visualization import LocalVisBackend, Visualizer
+from peft import LoraConfig
+from torch.optim import AdamW
+from transformers import BitsAndBytesConfig
+
+from cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
+from xtuner.dataset import process_hf_dataset
+from xtuner.dataset.collate_fns import default_collate_fn
+from xtuner.dataset.map_fns import template_map_fn_factory
+from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
+from xtuner.engine.runner import TrainLoop
+from xtuner.utils import PROMPT_TEMPLATE
+
+#######################################################################
+#                          PART 1  Settings                           #
+#######################################################################
+# Model
+pretrained_model_name_or_path = $base_model
+method = $method  # qlora | lora
+torch_dtype = $torch_dtype
+
+# Data: conversation-format JSON built from the card (train/dataset.py)
+data_path = $data_path
+prompt_template = PROMPT_TEMPLATE.qwen_chat  # ChatML, as SmolLM2 speaks it
+max_length = $max_length
+pack_to_max_length = $pack_to_max_length
+
+# Scheduler & Optimizer
+batch_size = $batch_size  # per device
+accumulative_counts = $accumulative_counts
+dataloader_num_workers = 0
+max_epochs = $epochs
+max_iters = $max_iters  # when set, replaces max_epochs
+optim_type = AdamW
+lr = $lr
+betas = (0.9, 0.999)
+weight_decay = 0
+max_norm = 1  # grad clip
+warmup_ratio = $warmup_ratio
+
+# Save: one checkpoint, at the end (the pipeline converts it)
+save_steps = -1
+save_total_limit = 1
+
+# Generation check before and after training (only these, to stay cheap)
+evaluation_inputs = $evaluation_inputs
+evaluation_max_new_tokens = 40
+
+#######################################################################
+#                      PART 2  Model & Tokenizer                      #
+#######################################################################
+tokenizer = dict(
+    type=load_tokenizer,
+    pretrained_model_name_or_path=pretrained_model_name_or_path,
+    trust_remote_code=True,
+    padding_side="right",
+)
+
+model = dict(
+    type=build_model,  # xtuner.model.SupervisedFinetune, after the patches
+    use_varlen_attn=False,
+    use_activation_checkpointing=$activation_checkpointing,
+    llm=dict(
+        type=load_llm,
+        pretrained_model_name_or_path=pretrained_model_name_or_path,
+        trust_remote_code=True,
+        torch_dtype=torch_dtype,
+$quantization    ),
+    lora=dict(
+        type=LoraConfig,
+        r=$lora_r,
+        lora_alpha=$lora_alpha,
+        lora_dropout=$lora_dropout,
+        bias="none",
+        task_type="CAUSAL_LM",
+    ),
+)
+
+#######################################################################
+#                      PART 3  Dataset & Dataloader                   #
+#######################################################################
+train_dataset = dict(
+    type=process_hf_dataset,
+    dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_path)),
+    tokenizer=tokenizer,
+    max_length=max_length,
+    dataset_map_fn=None,  # the JSON is already in XTuner's conversation format
+    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
+    remove_unused_columns=True,
+    shuffle_before_pack=True,
+    pack_to_max_length=pack_to_max_length,
+    use_varlen_attn=False,
+    map_num_proc=1,  # a few hundred samples: worker processes cost more than they save
+)
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=dataloader_num_workers,
+    dataset=train_dataset,
+    sampler=dict(type=DefaultSampler, shuffle=True),
+    collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
+)
+
+#######################################################################
+#                    PART 4  Scheduler & Optimizer                    #
+#######################################################################
+optim_wrapper = dict(
+    type=$optim_wrapper_type,
+    optimizer=dict(type=optim_type, lr=lr, betas=betas, weight_decay=weight_decay),
+    clip_grad=dict(max_norm=max_norm, error_if_nonfinite=False),
+    accumulative_counts=accumulative_counts,
+$amp_options)
+
+$schedule
+#######################################################################
+#                           PART 5  Runtime                           #
+#######################################################################
+custom_hooks = [
+    dict(type=DatasetInfoHook, tokenizer=tokenizer),
+]
+if evaluation_inputs:
+    custom_hooks.append(
+        dict(
+            type=EvaluateChatHook,
+            tokenizer=tokenizer,
+            every_n_iters=None,  # before and after training only
+            evaluation_inputs=evaluation_inputs,
+            system="",
+            prompt_template=prompt_template,
+            max_new_tokens=evaluation_max_new_tokens,
+            generation_kwargs=dict(do_sample=False),
+        )
+    )
+
+default_hooks = dict(
+    timer=dict(type=IterTimerHook),
+    logger=dict(type=LoggerHook, log_metric_by_epoch=False, interval=$log_interval),
+    param_scheduler=dict(type=ParamSchedulerHook),
+    checkpoint=dict(
+        type=CheckpointHook,
+        by_epoch=False,
+        interval=save_steps,
+        max_keep_ckpts=save_total_limit,
+        save_last=True,
+        save_optimizer=False,
+        save_param_scheduler=False,
+    ),
+    sampler_seed=dict(type=DistSamplerSeedHook),
+)
+
+env_cfg = dict(
+    cudnn_benchmark=False,
+    mp_cfg=dict(mp_start_method="fork", opencv_num_threads=0),
+    dist_cfg=dict(backend=$dist_backend),
+)
+
+# scalars.json under the work dir: the loss curve the pipeline reports
+visualizer = dict(type=Visualizer, vis_backends=[dict(type=LocalVisBackend)])
+log_level = "INFO"
+load_from = None
+resume = False
+randomness = dict(seed=$seed, deterministic=False)
+log_processor = dict(by_epoch=False)
+''')
+
+QUANTIZATION = '''\
+        quantization_config=dict(
+            type=BitsAndBytesConfig,
+            load_in_4bit=True,
+            load_in_8bit=False,
+            llm_int8_threshold=6.0,
+            llm_int8_has_fp16_weight=False,
+            bnb_4bit_compute_dtype=torch_dtype,
+            bnb_4bit_use_double_quant=True,
+            bnb_4bit_quant_type="nf4",
+        ),
+'''
+
+EPOCH_SCHEDULE = '''\
+param_scheduler = [
+    dict(
+        type=LinearLR,
+        start_factor=1e-5,
+        by_epoch=True,
+        begin=0,
+        end=warmup_ratio * max_epochs,
+        convert_to_iter_based=True,
+    ),
+    dict(
+        type=CosineAnnealingLR,
+        eta_min=0.0,
+        by_epoch=True,
+        begin=warmup_ratio * max_epochs,
+        end=max_epochs,
+        convert_to_iter_based=True,
+    ),
+]
+
+train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
+'''
+
+ITER_SCHEDULE = '''\
+# A warmup shorter than 2 steps would leave the rate near start_factor (the cosine continues
+# from wherever the warmup stopped), so short runs go without one.
+warmup_iters = int(warmup_ratio * max_iters)
+param_scheduler = [
+    dict(type=CosineAnnealingLR, eta_min=0.0, by_epoch=False, begin=warmup_iters, end=max_iters),
+]
+if warmup_iters >= 2:
+    param_scheduler.insert(
+        0, dict(type=LinearLR, start_factor=1e-5, by_epoch=False, begin=0, end=warmup_iters)
+    )
+
+train_cfg = dict(type=TrainLoop, max_iters=max_iters)
+'''
+
+
+def render_config(persona_id: str, base_model: str | Path, data_path: str | Path,
+                  options: TrainOptions, evaluation_inputs: list[str] = ()) -> str:
+    """The config file's text. `evaluation_inputs` are only used when options.eval_chat."""
+    cpu = options.device == "cpu"
+    max_iters = options.max_steps * options.accumulative_counts if options.max_steps else None
+    values = {
+        "persona_id": persona_id,
+        "base_model": _py(str(base_model)),
+        "method": _py(options.method),
+        "torch_dtype": "torch.float32" if cpu else "torch.float16",
+        "data_path": _py(str(data_path)),
+        "max_length": options.max_length,
+        "pack_to_max_length": options.pack_to_max_length,
+        "batch_size": options.batch_size,
+        "accumulative_counts": options.accumulative_counts,
+        "epochs": options.epochs,
+        "max_iters": max_iters,
+        "lr": options.lr,
+        "warmup_ratio": options.warmup_ratio,
+        "evaluation_inputs": _py(list(evaluation_inputs) if options.eval_chat else []),
+        "activation_checkpointing": options.activation_checkpointing,
+        "quantization": QUANTIZATION if options.method == "qlora" else "",
+        "lora_r": options.lora_r,
+        "lora_alpha": options.lora_alpha,
+        "lora_dropout": options.lora_dropout,
+        # CPU: no fp16 autocast (slow or unsupported there); CUDA: XTuner's stock AMP
+        "optim_wrapper_type": "OptimWrapper" if cpu else "AmpOptimWrapper",
+        "amp_options": "" if cpu else '    loss_scale="dynamic",\n    dtype="float16",\n',
+        "schedule": ITER_SCHEDULE if max_iters else EPOCH_SCHEDULE,
+        "log_interval": options.log_interval,
+        "dist_backend": _py("gloo" if cpu else "nccl"),
+        "seed": options.seed,
+    }
+    return CONFIG.substitute(values)
+
+
+def _py(value) -> str:
+    """A Python literal that keeps non-ASCII text readable."""
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, (int, float)) else repr(value)
