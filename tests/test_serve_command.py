@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from serve.server import ServeOptions, vllm_command, vllm_env
 
 ENV = Path("/envs/serve")

@@ -5,7 +5,6 @@ Runs train/template_check.py inside the training env on the base model's tokeniz
 """
 
 import json
-import os
 import shutil
 import subprocess
 

@@ -126,7 +126,7 @@ def describe_error(error: BaseException, base_url: str) -> str:
         )
     if isinstance(error, openai.AuthenticationError):
         return (
-            f"⚠️ The model server refused the API key (HTTP 401). Check PERSONA_API_KEY.\n\n"
+            "⚠️ The model server refused the API key (HTTP 401). Check PERSONA_API_KEY.\n\n"
             "⚠️ 模型服务拒绝了 API 密钥（HTTP 401）。"
         )
     if isinstance(error, openai.NotFoundError):
