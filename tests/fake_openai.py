@@ -23,6 +23,7 @@ import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODES = ("echo", "long", "error", "drop", "truncate")
+FAKE_MODEL = "fake-persona"
 LONG_ANSWER = " ".join(f"word{i}" for i in range(400))
 
 
@@ -38,7 +39,7 @@ def pieces(text: str, size: int = 3) -> list[str]:
 
 
 class FakeOpenAI:
-    def __init__(self, model: str = "fake-persona", api_key: str | None = None,
+    def __init__(self, model: str = FAKE_MODEL, api_key: str | None = None,
                  token_delay_s: float = 0.03, port: int = 0):
         self.model = model
         self.api_key = api_key

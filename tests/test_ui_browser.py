@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_openai import LONG_ANSWER, FakeOpenAI, answer_for
+from fake_openai import FAKE_MODEL, LONG_ANSWER, FakeOpenAI, answer_for
 from persona.paths import REPO_ROOT
 from ui.browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
 
@@ -81,8 +81,11 @@ def chat_target(request) -> ChatTarget:
 def chat_ui(chat_target, tmp_path_factory, request) -> str:
     """The UI's URL: one Chainlit process per module (and per target)."""
     log = artifacts_dir() / f"chainlit-{request.module.__name__}.log"
+    extra_env = dict(MISLEADING_ENV)
+    if chat_target.model != FAKE_MODEL:  # a real model answers greedily, so a test can expect words
+        extra_env["PERSONA_TEMPERATURE"] = "0"
     with running_ui(chat_target, app_root=tmp_path_factory.mktemp("chainlit-root"),
-                    log_path=log, extra_env=MISLEADING_ENV) as url:
+                    log_path=log, extra_env=extra_env) as url:
         yield url
 
 
