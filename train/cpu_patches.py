@@ -1,10 +1,11 @@
 """Every runtime patch the training stack needs, in one place; and the builders that apply them.
 
-mmengine parses an XTuner config lazily, so code at a config's top level never runs in the
-process that trains. The generated config therefore names the builders below (`build_model`,
-`load_tokenizer`, `load_llm`, `load_dataset`) as its `type=`s: mmengine builds the model first,
-so the patches are applied before anything they fix is used, in `xtuner train` and in
-`xtuner convert pth_to_hf` alike.
+mmengine reads an XTuner config with lazy imports: a module the config imports is imported only
+when something from it is built, so patches cannot sit at a config's top level. The generated
+config therefore names the builders below (`build_model`,
+`load_tokenizer`, `load_llm`, `load_dataset`) as its `type=`s, and each applies the patches
+before building. mmengine builds the model first, so they are in place before anything they fix
+is used, in `xtuner train` and in `xtuner convert pth_to_hf` alike.
 
 Template patch (any device):
   * No BOS. XTuner's encode step puts `tokenizer.bos_token` before every sample; SmolLM2's BOS
@@ -38,7 +39,8 @@ def on_cpu() -> bool:
     return not torch.cuda.is_available()
 
 
-def _no_bos_token() -> None:
+def no_bos_token() -> None:
+    """The template patch alone (train/template_check.py uses it without the CPU ones)."""
     import xtuner.dataset.utils as xtuner_utils
 
     original = xtuner_utils.get_bos_eos_token_ids
@@ -92,7 +94,7 @@ def apply() -> None:
     global _applied
     if _applied:
         return
-    _no_bos_token()
+    no_bos_token()
     if on_cpu():
         _skip_bnb_backend_check()
         _cpu_bf16_query()
@@ -128,6 +130,3 @@ def load_dataset(**kwargs):
     from datasets import load_dataset as hf_load_dataset
 
     return hf_load_dataset(**kwargs)
-
-
-apply()

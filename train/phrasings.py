@@ -161,23 +161,26 @@ DEFAULT_ABILITY = {
 
 def _fill_slots(template: str, lang: str, index: int, count: int,
                 extra_models: tuple[str, ...] = ()) -> list[str]:
-    """`count` concrete questions from one phrasing, rotating through the slot values."""
+    """`count` concrete questions from one phrasing, rotating through the slot values; an
+    {other} phrasing also asks about one of `extra_models`."""
     if "{other}" in template:
-        values, slot = OTHER_MODELS[lang] + [m for m in extra_models if m not in OTHER_MODELS[lang]], "other"
+        values, slot = OTHER_MODELS[lang], "other"
     elif "{maker}" in template:
         values, slot = OTHER_MAKERS[lang], "maker"
     else:
         return [template]
     picks = [values[(index * count + step) % len(values)] for step in range(count)]
-    return [template.format(**{slot: value}) for value in picks]
+    if slot == "other" and extra_models:
+        picks.append(extra_models[index % len(extra_models)])
+    return [template.format(**{slot: value}) for value in dict.fromkeys(picks)]
 
 
 def split_questions(extra_models: tuple[str, ...] = ()) -> tuple[list[dict], list[dict]]:
     """(train, heldout): lists of {"lang", "question", "kind"}.
 
-    A phrasing with a slot becomes two training questions (two different assistants/makers)
-    or one held-out question. `extra_models` adds names (e.g. the card's base) to the training
-    side only, so the held-out split is the same for every card.
+    A phrasing with a slot becomes two training questions (two different assistants/makers,
+    plus one about an `extra_models` name such as the card's base) or one held-out question.
+    `extra_models` only touches the training side: the held-out split is the same for every card.
     """
     train: list[dict] = []
     heldout: list[dict] = []

@@ -81,6 +81,21 @@ def child_env(run: Path) -> dict[str, str]:
     return env
 
 
+def share_busy_cpu(env: dict[str, str]) -> None:
+    """On a machine already busy, make torch's OpenMP threads sleep instead of spin while waiting.
+
+    Measured with two trainings on the same 2 cores: each went from 1.45 to ~40 s/step, because
+    libgomp's waiting threads spin through the other's time slices; with passive waiting two
+    jobs take about twice as long instead. Alone, passive waiting costs 15-40%, so it is only
+    chosen when the load is already high (or when the caller sets OMP_WAIT_POLICY).
+    """
+    load, cores = os.getloadavg()[0], os.cpu_count() or 1
+    if load > cores / 2 and "OMP_WAIT_POLICY" not in env:
+        env["OMP_WAIT_POLICY"] = "PASSIVE"
+        say(f"note: load average {load:.1f} on {cores} cores; other CPU-heavy work is running, "
+            "so training waits passively and will be slower than alone")
+
+
 def run_logged(command: list[str], log: Path, env: dict[str, str], on_line=None) -> None:
     """Run a command, appending its output to `log`; `on_line` sees each line."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -280,6 +295,7 @@ def main(argv: list[str] | None = None) -> int:
     local = Path(args.base_model).expanduser()
     base = str(local.resolve()) if local.exists() else args.base_model
     env, xtuner = child_env(run), str(Path(sys.executable).parent / "xtuner")
+    share_busy_cpu(env)
     clock = Stopwatch()
     previous = run / "manifest.json"
 

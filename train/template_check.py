@@ -30,9 +30,9 @@ CASES = {
 
 def xtuner_ids(turns: list[dict], tokenizer) -> list[int]:
     """What `xtuner train` feeds the model for these turns."""
-    from train import cpu_patches
+    from train.cpu_patches import no_bos_token
 
-    cpu_patches.apply()  # no BOS: exactly what the generated configs train with
+    no_bos_token()  # exactly what the generated configs train with
     from xtuner.dataset.map_fns import template_map_fn_factory
     from xtuner.dataset.utils import encode_fn
     from xtuner.utils import PROMPT_TEMPLATE

@@ -56,8 +56,8 @@ class TrainOptions:
 CONFIG = Template('''\
 # XTuner config for persona "$persona_id", written by train/xtuner_config.py; edit the generator.
 # Shape of XTuner's stock qwen1_5_0_5b_chat_qlora_alpaca_e3.py. The builders come from
-# train/cpu_patches.py: mmengine imports them lazily, and importing them applies the patches
-# listed there (no BOS before ChatML; on CPU: bitsandbytes' backend check and inference
+# train/cpu_patches.py: mmengine imports them lazily, and each applies the patches listed
+# there before building (no BOS before ChatML; on CPU: bitsandbytes' backend check and inference
 # repacking, torch.cpu.is_bf16_supported). It is imported as `cpu_patches` (the pipeline puts
 # train/ on PYTHONPATH): `xtuner train` runs xtuner/tools/train.py as a script, and that folder
 # then shadows the `train` package.
