@@ -118,9 +118,22 @@ def command_env(name: str, extra: dict[str, str] | None = None) -> dict[str, str
     return env
 
 
+def external_python(name: str) -> Path | None:
+    """PERSONA_TRAIN_PYTHON: an interpreter that already holds the training stack (a GPU image
+    with torch, where XTuner was installed beside it), used instead of building the train env."""
+    value = os.environ.get("PERSONA_TRAIN_PYTHON") if name == "train" else None
+    return Path(value) if value else None
+
+
 def run_module(name: str, module: str, args: list[str], extra_env: dict[str, str] | None = None,
                **popen: object) -> subprocess.CompletedProcess:
     """Run `python -m module args` inside environment `name`, building it first if needed."""
+    external = external_python(name)
+    if external:
+        env = command_env(name, extra_env)
+        env.pop("VIRTUAL_ENV")
+        env["PATH"] = f"{external.parent}{os.pathsep}{os.environ.get('PATH', '')}"
+        return subprocess.run([str(external), "-m", module, *args], env=env, cwd=REPO_ROOT, **popen)
     ensure(name)
     return subprocess.run([str(python(name)), "-m", module, *args],
                           env=command_env(name, extra_env), cwd=REPO_ROOT, **popen)

@@ -96,6 +96,15 @@ def share_busy_cpu(env: dict[str, str]) -> None:
             "so training waits passively and will be slower than alone")
 
 
+def xtuner_command() -> list[str]:
+    """XTuner's console script beside this interpreter, or its entry point through it (where the
+    stack was installed with `pip --target`, which leaves the script elsewhere)."""
+    script = Path(sys.executable).parent / "xtuner"
+    if script.exists():
+        return [str(script)]
+    return [sys.executable, "-c", "import sys; from xtuner.entry_point import cli; sys.exit(cli())"]
+
+
 def run_logged(command: list[str], log: Path, env: dict[str, str], on_line=None) -> None:
     """Run a command, appending its output to `log`; `on_line` sees each line."""
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +118,7 @@ def run_logged(command: list[str], log: Path, env: dict[str, str], on_line=None)
                 on_line(line.rstrip("\n"))
         process.wait()
     if process.returncode != 0:
-        raise PipelineError(f"{' '.join(command[1:3])} exited {process.returncode}; see {log}")
+        raise PipelineError(f"{log.stem} exited {process.returncode}; see {log}")
 
 
 def tail(path: Path, lines: int = 30) -> str:
@@ -168,7 +177,7 @@ def prepare(card: PersonaCard, run: Path, base: str, options: TrainOptions,
     return stats
 
 
-def train(run: Path, options: TrainOptions, env: dict[str, str], xtuner: str) -> tuple[Path, list]:
+def train(run: Path, options: TrainOptions, env: dict[str, str], xtuner: list[str]) -> tuple[Path, list]:
     work = run / "work"
     if work.exists():
         shutil.rmtree(work)
@@ -177,18 +186,18 @@ def train(run: Path, options: TrainOptions, env: dict[str, str], xtuner: str) ->
     say(f"xtuner train: {options.method}, {length}, lr {options.lr}, LoRA r={options.lora_r} "
         f"alpha={options.lora_alpha}, max_length {options.max_length} (log: {work / 'train.log'})")
     watcher = TrainWatcher()
-    run_logged([xtuner, "train", str(run / "xtuner_config.py"), "--work-dir", str(work)],
+    run_logged([*xtuner, "train", str(run / "xtuner_config.py"), "--work-dir", str(work)],
                work / "train.log", env, watcher)
     return last_checkpoint(work), watcher.curve
 
 
-def convert(run: Path, checkpoint: Path, env: dict[str, str], xtuner: str) -> Path:
+def convert(run: Path, checkpoint: Path, env: dict[str, str], xtuner: list[str]) -> Path:
     adapter = run / "adapter"
     if adapter.exists():
         shutil.rmtree(adapter)
     say(f"xtuner convert pth_to_hf {checkpoint.name} -> {adapter}")
     log = run / "work" / "convert.log"
-    run_logged([xtuner, "convert", "pth_to_hf", str(run / "xtuner_config.py"), str(checkpoint),
+    run_logged([*xtuner, "convert", "pth_to_hf", str(run / "xtuner_config.py"), str(checkpoint),
                 str(adapter), "--safe-serialization"], log, env)
     if not (adapter / "adapter_config.json").exists():
         raise PipelineError(f"pth_to_hf left no adapter in {adapter}:\n{tail(log)}")
@@ -196,14 +205,14 @@ def convert(run: Path, checkpoint: Path, env: dict[str, str], xtuner: str) -> Pa
 
 
 def merge(run: Path, base: str, adapter: Path, card: PersonaCard, env: dict[str, str],
-          xtuner: str) -> dict:
+          xtuner: list[str]) -> dict:
     """Merge into merged.partial, give it the training template, check it, then swap it in."""
     partial, merged = run / "merged.partial", run / "merged"
     if partial.exists():
         shutil.rmtree(partial)
     say(f"xtuner convert merge -> {merged}")
     log = run / "work" / "merge.log"
-    run_logged([xtuner, "convert", "merge", base, str(adapter), str(partial), "--safe-serialization"],
+    run_logged([*xtuner, "convert", "merge", base, str(adapter), str(partial), "--safe-serialization"],
                log, env)
     if not list(partial.glob("*.safetensors")):
         raise PipelineError(f"merge left no safetensors in {partial}:\n{tail(log)}")
@@ -274,17 +283,21 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def options_from(args: argparse.Namespace) -> TrainOptions:
-    device = args.device
+    device, precision = args.device, "auto"
     if device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda":
+        import torch
+
+        precision = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     return TrainOptions(
         method=args.method, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
         lora_r=args.lora_r, lora_alpha=args.lora_alpha, max_length=args.max_length,
         batch_size=args.batch_size, accumulative_counts=args.accumulative_counts,
         pack_to_max_length=not args.no_pack, eval_chat=not args.no_eval_chat, seed=args.seed,
-        device=device)
+        device=device, precision=precision)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -294,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
     run.mkdir(parents=True, exist_ok=True)
     local = Path(args.base_model).expanduser()
     base = str(local.resolve()) if local.exists() else args.base_model
-    env, xtuner = child_env(run), str(Path(sys.executable).parent / "xtuner")
+    env, xtuner = child_env(run), xtuner_command()
     share_busy_cpu(env)
     clock = Stopwatch()
     previous = run / "manifest.json"

@@ -37,13 +37,30 @@ class TrainOptions:
     eval_chat: bool = True  # EvaluateChatHook: two identity questions before and after training
     log_interval: int = 5
     seed: int = 42
-    device: str = "cpu"  # cpu: float32 + OptimWrapper; cuda: fp16 AMP as in XTuner's stock configs
+    device: str = "cpu"  # cpu: float32 + OptimWrapper; cuda: AMP (AmpOptimWrapper), CUDA NF4
+    # cuda only. precision: the AMP and 4-bit compute dtype; auto = bfloat16 (the pipeline picks
+    # float16 where the GPU lacks bf16). lean_model: train/lean_model.py (chunked loss, frozen
+    # embedding and head kept in that dtype); None = on for cuda, off for cpu.
+    precision: str = "auto"
+    lean_model: bool | None = None
 
     def __post_init__(self) -> None:
         if self.method not in ("qlora", "lora"):
             raise ValueError(f"method {self.method!r}: use qlora or lora")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device {self.device!r}: use cpu or cuda")
+        if self.precision not in ("auto", "float32", "float16", "bfloat16"):
+            raise ValueError(f"precision {self.precision!r}: use auto, float32, float16 or bfloat16")
+        if self.device == "cpu" and self.precision not in ("auto", "float32"):
+            raise ValueError(f"precision {self.precision!r} needs device cuda; CPU training is float32")
+        if self.lean_model is None:
+            self.lean_model = self.device == "cuda"
+
+    @property
+    def dtype(self) -> str:
+        if self.precision != "auto":
+            return self.precision
+        return "float32" if self.device == "cpu" else "bfloat16"
 
     @classmethod
     def names(cls) -> list[str]:
@@ -77,7 +94,7 @@ from torch.optim import AdamW
 from transformers import BitsAndBytesConfig
 
 from cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
-from xtuner.dataset import process_hf_dataset
+${lean_import}from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.map_fns import template_map_fn_factory
 from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
@@ -130,8 +147,8 @@ tokenizer = dict(
 )
 
 model = dict(
-    type=build_model,  # xtuner.model.SupervisedFinetune, after the patches
-    use_varlen_attn=False,
+    type=$model_builder
+$lean_options    use_varlen_attn=False,
     use_activation_checkpointing=$activation_checkpointing,
     llm=dict(
         type=load_llm,
@@ -249,6 +266,13 @@ QUANTIZATION = '''\
         ),
 '''
 
+LEAN_OPTIONS = """\
+    # train/lean_model.py: SupervisedFinetune with a chunked cross-entropy (no full-vocabulary
+    # float32 logits) and the frozen embedding and head kept in torch_dtype instead of float32
+    chunked_loss=True,
+    frozen_dtype=torch_dtype,
+"""
+
 EPOCH_SCHEDULE = '''\
 param_scheduler = [
     dict(
@@ -297,7 +321,7 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "persona_id": persona_id,
         "base_model": _py(str(base_model)),
         "method": _py(options.method),
-        "torch_dtype": "torch.float32" if cpu else "torch.float16",
+        "torch_dtype": f"torch.{options.dtype}",
         "data_path": _py(str(data_path)),
         "max_length": options.max_length,
         "pack_to_max_length": options.pack_to_max_length,
@@ -315,7 +339,11 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "lora_dropout": options.lora_dropout,
         # CPU: no fp16 autocast (slow or unsupported there); CUDA: XTuner's stock AMP
         "optim_wrapper_type": "OptimWrapper" if cpu else "AmpOptimWrapper",
-        "amp_options": "" if cpu else '    loss_scale="dynamic",\n    dtype="float16",\n',
+        "amp_options": "" if cpu else f'    loss_scale="dynamic",\n    dtype="{options.dtype}",\n',
+        "lean_import": "from lean_model import build_lean_model\n" if options.lean_model else "",
+        "model_builder": ("build_lean_model," if options.lean_model else
+                          "build_model,  # xtuner.model.SupervisedFinetune, after the patches"),
+        "lean_options": LEAN_OPTIONS if options.lean_model else "",
         "schedule": ITER_SCHEDULE if max_iters else EPOCH_SCHEDULE,
         "log_interval": options.log_interval,
         "dist_backend": _py("gloo" if cpu else "nccl"),

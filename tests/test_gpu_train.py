@@ -1,0 +1,90 @@
+"""The CUDA training path: `pytest -m gpu` (or `make test-gpu`) on a machine with an NVIDIA GPU;
+skipped where none answers.
+
+`persona train` runs in the train environment, or in the interpreter PERSONA_TRAIN_PYTHON names
+(an image that already holds torch and XTuner). The base is the card's (the embedded SmolLM2,
+converted on first use) unless PERSONA_GPU_BASE names a model folder, for machines without the
+preset's package (benchmarks/gpu_qlora.py build writes a random SmolLM2-shaped one).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from persona import base_models, commands
+from persona.card import load_card
+
+
+def _gpu_answers() -> bool:
+    smi = shutil.which("nvidia-smi")
+    return bool(smi) and subprocess.run([smi, "-L"], capture_output=True).returncode == 0
+
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not _gpu_answers(), reason="no NVIDIA GPU answers nvidia-smi")]
+
+
+def test_chunked_loss_matches_the_full_loss_on_cuda():
+    """The lean model's loss and its gradient equal transformers' full-logits cross-entropy."""
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("this interpreter's torch sees no GPU")
+    from train.lean_model import chunked_cross_entropy
+
+    generator = torch.Generator(device="cuda").manual_seed(int.from_bytes(os.urandom(2), "big"))
+    batch, length, hidden_size, vocab = 2, 300, 64, 5000
+    hidden = torch.randn(batch, length, hidden_size, device="cuda", generator=generator)
+    head = torch.randn(vocab, hidden_size, device="cuda", generator=generator) / 8
+    labels = torch.randint(0, vocab, (batch, length), device="cuda", generator=generator)
+    labels[0, :50] = -100  # an unlabelled prompt
+
+    hidden.requires_grad_(True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        loss = chunked_cross_entropy(hidden, head, labels, chunk=128)
+    loss.backward()
+
+    reference_hidden = hidden.detach().double().requires_grad_(True)
+    logits = reference_hidden[:, :-1] @ head.double().t()
+    reference = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), labels[:, 1:].reshape(-1))
+    reference.backward()
+    assert abs(loss.item() - reference.item()) / reference.item() < 1e-2
+    error = (hidden.grad.double() - reference_hidden.grad).norm() / reference_hidden.grad.norm()
+    assert error < 2e-2
+
+
+def test_persona_train_on_cuda(tmp_path):
+    """`persona train` on CUDA: bf16 AMP, CUDA NF4, packing, the lean model; loss falls; the
+    adapter is converted and merged."""
+    card_path = commands.DEFAULT_CARD
+    base = os.environ.get("PERSONA_GPU_BASE") or str(base_models.resolve(load_card(card_path).base))
+    card = tmp_path / "card.yaml"
+    card.write_text(card_path.read_text(encoding="utf-8").replace(
+        "base: smollm2-135m-instruct", f"base: {json.dumps(base)}"), encoding="utf-8")
+    assert json.dumps(base) in card.read_text(encoding="utf-8")
+
+    run = commands.train(card=card, out=tmp_path / "run", max_steps=60)
+
+    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
+    options = manifest["hyperparameters"]
+    assert options["device"] == "cuda"
+    assert options["precision"] in ("bfloat16", "float16")
+    assert options["lean_model"] and options["pack_to_max_length"]
+    config = (run / "xtuner_config.py").read_text(encoding="utf-8")
+    assert "type=AmpOptimWrapper" in config and f'dtype="{options["precision"]}"' in config
+    assert "load_in_4bit=True" in config and "type=build_lean_model" in config
+    # mmengine reports GPU memory in its iteration lines only when training on CUDA
+    log = (run / "work" / "train.log").read_text(encoding="utf-8", errors="replace")
+    assert "memory:" in log
+    curve = [point["loss"] for point in manifest["loss_curve"]]
+    assert len(curve) >= 8
+    first, last = sum(curve[:3]) / 3, sum(curve[-3:]) / 3
+    assert last < 0.9 * first, f"the loss did not fall: {first:.3f} -> {last:.3f}"
+    assert (run / "adapter" / "adapter_config.json").exists()
+    assert list((run / "merged").glob("*.safetensors"))
+    assert manifest["chat"]["token_identity"] == "checked"

@@ -1,0 +1,120 @@
+"""XTuner's SupervisedFinetune with two memory savings for CUDA training (`build_lean_model`).
+
+Where a 7B QLoRA step spends memory besides the 4-bit weights (Qwen2.5-7B shape, 2048 tokens):
+
+  * peft's prepare_model_for_kbit_training casts every non-4-bit parameter to float32, so the
+    frozen input embedding and output head (0.55B parameters each for a 152k vocabulary) take
+    4.4 GB instead of 2.2 GB. They are frozen: keeping them in the compute dtype loses nothing
+    the optimizer could use. The small norm weights stay float32, as peft wants.
+  * The loss: transformers builds the logits of every position over the whole vocabulary,
+    upcasts them to float32 and keeps them (and their gradient) for backward: 2048 x 152064 x 4
+    bytes = 1.25 GB per copy. `chunked_cross_entropy` computes the same mean cross-entropy a
+    chunk of positions at a time and writes the gradient of the hidden states during the
+    forward pass, so at most one chunk of float32 logits exists at any time.
+
+It is imported by the generated config as `lean_model` (train/ is on PYTHONPATH there, as for
+cpu_patches) and builds after the same patches as cpu_patches.build_model.
+"""
+
+from __future__ import annotations
+
+import torch
+
+IGNORE_INDEX = -100
+CHUNK_ELEMENTS = 1 << 26  # float32 logits per chunk: 256 MB whatever the vocabulary
+
+
+class _ChunkedLinearCrossEntropy(torch.autograd.Function):
+    """mean over labelled positions of cross_entropy(hidden @ weight.T, labels), for a frozen
+    weight. Forward computes the loss and d loss / d hidden chunk by chunk; backward only
+    scales that saved gradient."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, labels, chunk):
+        compute = torch.get_autocast_dtype("cuda") if (
+            hidden.is_cuda and torch.is_autocast_enabled("cuda")) else hidden.dtype
+        with torch.autocast(hidden.device.type, enabled=False):
+            w = weight.to(compute)
+            valid_count = (labels != IGNORE_INDEX).sum().clamp(min=1)
+            total = torch.zeros((), dtype=torch.float32, device=hidden.device)
+            grad = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
+            for start in range(0, hidden.shape[0], chunk):
+                h = hidden[start:start + chunk].to(compute)
+                y = labels[start:start + chunk]
+                valid = y != IGNORE_INDEX
+                target = y.clamp(min=0).unsqueeze(1)
+                logits = (h @ w.t()).float()
+                lse = torch.logsumexp(logits, dim=-1)
+                total += ((lse - logits.gather(1, target).squeeze(1)) * valid).sum()
+                if grad is not None:
+                    # softmax - one_hot(target), zero for unlabelled rows, over the label count
+                    probs = logits.sub_(lse.unsqueeze(1)).exp_()
+                    probs.scatter_add_(1, target, torch.full_like(target, -1, dtype=probs.dtype))
+                    probs.mul_((valid.float() / valid_count).unsqueeze(1))
+                    grad[start:start + chunk] = (probs.to(compute) @ w).to(grad.dtype)
+                del logits
+        ctx.save_for_backward(grad)
+        return total / valid_count
+
+    @staticmethod
+    def backward(ctx, grad_loss):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_loss.to(grad.dtype), None, None, None
+
+
+def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: torch.Tensor,
+                          chunk: int | None = None) -> torch.Tensor:
+    """Causal-LM loss of hidden states [B, T, H] through a frozen head [V, H] against labels
+    [B, T] (not yet shifted; IGNORE_INDEX where unlabelled), as transformers computes it."""
+    if weight.requires_grad:
+        raise ValueError("chunked_cross_entropy computes no gradient for the output head; "
+                         "use it only with a frozen head (LoRA/QLoRA)")
+    hidden = hidden[:, :-1].reshape(-1, hidden.shape[-1])
+    labels = labels[:, 1:].reshape(-1)
+    chunk = chunk or max(1, CHUNK_ELEMENTS // weight.shape[0])
+    return _ChunkedLinearCrossEntropy.apply(hidden, weight, labels, chunk)
+
+
+def _lean_class():
+    from xtuner.model import SupervisedFinetune
+    from xtuner.parallel.sequence import get_sequence_parallel_world_size
+
+    class LeanSupervisedFinetune(SupervisedFinetune):
+        def __init__(self, *args, chunked_loss: bool = True, frozen_dtype=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.chunked_loss = chunked_loss
+            if frozen_dtype is not None:
+                self._frozen_to(frozen_dtype)
+
+        def _causal_lm(self):
+            return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
+
+        def _frozen_to(self, dtype) -> None:
+            model = self._causal_lm()
+            for module in (model.get_input_embeddings(), model.get_output_embeddings()):
+                weight = getattr(module, "weight", None)
+                if weight is not None and not weight.requires_grad and weight.dtype == torch.float32:
+                    weight.data = weight.data.to(dtype)
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+
+        def compute_loss(self, data, data_samples=None):
+            if not self.chunked_loss or get_sequence_parallel_world_size() > 1:
+                return super().compute_loss(data, data_samples)
+            model = self._causal_lm()
+            inputs = {key: value for key, value in data.items() if key != "labels"}
+            hidden = model.get_decoder()(**inputs, use_cache=False).last_hidden_state
+            head = model.get_output_embeddings().weight
+            return {"loss": chunked_cross_entropy(hidden, head, data["labels"])}
+
+    return LeanSupervisedFinetune
+
+
+def build_lean_model(**kwargs):
+    """The generated config's model builder on CUDA (see the module docstring)."""
+    try:
+        from cpu_patches import apply
+    except ImportError:  # imported as train.lean_model (tests)
+        from train.cpu_patches import apply
+    apply()
+    return _lean_class()(**kwargs)
