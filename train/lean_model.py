@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 
 IGNORE_INDEX = -100
-CHUNK_ELEMENTS = 1 << 26  # float32 logits per chunk: 256 MB whatever the vocabulary
+CHUNK_ELEMENTS = 1 << 25  # float32 logits per chunk: 128 MB whatever the vocabulary
 
 
 class _ChunkedLinearCrossEntropy(torch.autograd.Function):
