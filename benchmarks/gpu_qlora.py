@@ -55,6 +55,11 @@ SHAPES = {  # config.json values of the real models
                        num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4,
                        vocab_size=152064, tie_word_embeddings=False, rope_theta=1000000.0,
                        max_position_embeddings=32768, rms_norm_eps=1e-6),
+    # a few MB, for dry runs of this script on a CPU (--set device=cpu precision=auto)
+    "qwen2-tiny": dict(model_type="qwen2", hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
+                       vocab_size=49152, tie_word_embeddings=False, rope_theta=1000000.0,
+                       max_position_embeddings=4096, rms_norm_eps=1e-6),
 }
 
 STOCK = dict(precision="float16", lean_model=False, lora_r=64, lora_alpha=16, lora_dropout=0.1,
@@ -109,16 +114,21 @@ def build(out: Path, tokenizer: Path, shapes: list[str]) -> None:
 
 
 # ------------------------------------------------------------------------------------ run
+def first_gpu() -> str:
+    """The first GPU this process may use, as nvidia-smi numbers it."""
+    return (os.environ.get("CUDA_VISIBLE_DEVICES") or "0").split(",")[0]
+
+
 class SmiPeak:
-    """Largest memory.used (MiB) of GPU 0 that nvidia-smi reports while it runs."""
+    """Largest memory.used (MiB) of the first visible GPU that nvidia-smi reports meanwhile."""
 
     def __init__(self):
         self.peak = 0
         self.process = None
         if shutil.which("nvidia-smi"):
             self.process = subprocess.Popen(
-                ["nvidia-smi", "--query-gpu=memory.used", "--format=csv,noheader,nounits",
-                 "-lms", "200"], stdout=subprocess.PIPE, text=True)
+                ["nvidia-smi", "-i", first_gpu(), "--query-gpu=memory.used",
+                 "--format=csv,noheader,nounits", "-lms", "200"], stdout=subprocess.PIPE, text=True)
             threading.Thread(target=self._read, daemon=True).start()
 
     def _read(self):

@@ -4,8 +4,12 @@ Where a 7B QLoRA step spends memory besides the 4-bit weights (Qwen2.5-7B shape,
 
   * peft's prepare_model_for_kbit_training casts every non-4-bit parameter to float32, so the
     frozen input embedding and output head (0.55B parameters each for a 152k vocabulary) take
-    4.4 GB instead of 2.2 GB. They are frozen: keeping them in the compute dtype loses nothing
-    the optimizer could use. The small norm weights stay float32, as peft wants.
+    4.4 GB instead of 2.2 GB, and the cast itself peaks higher still. They are frozen: keeping
+    them in the compute dtype loses nothing the optimizer could use, so peft never sees them
+    (the small norm weights still become float32, as peft wants).
+  * An untied input embedding is only a table lookup: it stays in host memory and each step
+    copies the looked-up rows (tokens x hidden, 22 MB for 3072 tokens of the 7B) to the GPU,
+    which frees 1.1 GB of GPU memory for the 7B. A tied one is the output head too and stays.
   * The loss: transformers builds the logits of every position over the whole vocabulary,
     upcasts them to float32 and keeps them (and their gradient) for backward: 2048 x 152064 x 4
     bytes = 1.25 GB per copy. `chunked_cross_entropy` computes the same mean cross-entropy a
@@ -17,6 +21,8 @@ cpu_patches) and builds after the same patches as cpu_patches.build_model.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 import torch
 
@@ -75,16 +81,68 @@ def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: to
     return _ChunkedLinearCrossEntropy.apply(hidden, weight, labels, chunk)
 
 
+class HostEmbedding(torch.nn.Module):
+    """A frozen embedding table kept in (pinned) host memory, outside the module's parameters so
+    that moving the model to the GPU leaves it there; its output goes to the ids' device."""
+
+    def __init__(self, embedding: torch.nn.Embedding):
+        super().__init__()
+        self.table = embedding.weight.detach().to("cpu")
+        if torch.cuda.is_available():
+            self.table = self.table.pin_memory()
+        self.padding_idx = embedding.padding_idx
+        self.num_embeddings, self.embedding_dim = self.table.shape
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        rows = torch.nn.functional.embedding(ids.cpu(), self.table, self.padding_idx)
+        return rows.to(ids.device, non_blocking=True)
+
+
+@contextlib.contextmanager
+def _peft_skips(model_params: list):
+    """While active, xtuner's prepare_model_for_kbit_training does not see `model_params`' data
+    (an empty float32 stand-in takes its place), so it neither upcasts nor copies them."""
+    import xtuner.model.sft as sft
+
+    original = sft.prepare_model_for_kbit_training
+
+    def prepare(model, *args, **kwargs):
+        params = {id(p): p for p in model_params(model)}
+        saved = {key: param.data for key, param in params.items()}
+        for param in params.values():
+            param.data = torch.empty(0, dtype=torch.float32, device=param.device)
+        try:
+            return original(model, *args, **kwargs)
+        finally:
+            for key, param in params.items():
+                param.data = saved[key]
+
+    sft.prepare_model_for_kbit_training = prepare
+    try:
+        yield
+    finally:
+        sft.prepare_model_for_kbit_training = original
+
+
+def _embedding_and_head(model) -> list:
+    modules = (model.get_input_embeddings(), model.get_output_embeddings())
+    return [module.weight for module in modules if getattr(module, "weight", None) is not None]
+
+
 def _lean_class():
     from xtuner.model import SupervisedFinetune
     from xtuner.parallel.sequence import get_sequence_parallel_world_size
 
     class LeanSupervisedFinetune(SupervisedFinetune):
-        def __init__(self, *args, chunked_loss: bool = True, frozen_dtype=None, **kwargs):
-            super().__init__(*args, **kwargs)
+        def __init__(self, *args, chunked_loss: bool = True, frozen_dtype=None,
+                     host_embedding: bool = False, **kwargs):
+            with _peft_skips(_embedding_and_head) if frozen_dtype is not None else contextlib.nullcontext():
+                super().__init__(*args, **kwargs)
             self.chunked_loss = chunked_loss
             if frozen_dtype is not None:
                 self._frozen_to(frozen_dtype)
+            if host_embedding:
+                self._embedding_to_host()
 
         def _causal_lm(self):
             return self.llm.get_base_model() if hasattr(self.llm, "get_base_model") else self.llm
@@ -97,6 +155,20 @@ def _lean_class():
                     weight.data = weight.data.to(dtype)
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
+
+        def _embedding_to_host(self) -> None:
+            model = self._causal_lm()
+            embedding = model.get_input_embeddings()
+            head = model.get_output_embeddings()
+            if (not torch.cuda.is_available() or not isinstance(embedding, torch.nn.Embedding)
+                    or (head is not None and head.weight is embedding.weight)):
+                return  # nothing to gain without a GPU, and a tied table is the head as well
+            hooks = dict(embedding._forward_hooks)  # enable_input_require_grads' hook
+            host = HostEmbedding(embedding)
+            host._forward_hooks.update(hooks)
+            model.set_input_embeddings(host)
+            del embedding
+            torch.cuda.empty_cache()
 
         def compute_loss(self, data, data_samples=None):
             if not self.chunked_loss or get_sequence_parallel_world_size() > 1:

@@ -269,8 +269,10 @@ QUANTIZATION = '''\
 LEAN_OPTIONS = """\
     # train/lean_model.py: SupervisedFinetune with a chunked cross-entropy (no full-vocabulary
     # float32 logits) and the frozen embedding and head kept in torch_dtype instead of float32
+    # and, where the input embedding is not the head too, that table in host memory
     chunked_loss=True,
     frozen_dtype=torch_dtype,
+    host_embedding=True,
 """
 
 EPOCH_SCHEDULE = '''\
