@@ -121,14 +121,22 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
     return options.base_url
 
 
+def _check_ui_login(host: str, allow_no_login: bool) -> None:
+    """Before anything starts: no chat open to other machines without a password."""
+    from ui.login import check_exposure
+
+    check_exposure(host, os.environ.get("PERSONA_UI_PASSWORD"), allow_no_login)
+
+
 def _start_ui(card: Path, persona: PersonaCard, api_url: str, key: str, host: str, port: int,
-              children: Children) -> str:
+              children: Children, allow_no_login: bool = False) -> str:
     from ui.launch import ui_command
 
     ensure_free(host, port, "--ui-port / UI_PORT")
     log = home() / "logs" / f"ui-{persona.id}-{port}.log"
     launch = ui_command(base_url=api_url, model=persona.id, api_key=key, card=Path(card).resolve(),
-                        host=host, port=port)
+                        host=host, port=port, password=os.environ.get("PERSONA_UI_PASSWORD"),
+                        user=os.environ.get("PERSONA_UI_USER"), allow_no_login=allow_no_login)
     process = children.add(spawn(launch.argv, launch.env, log, cwd=launch.cwd))
     wait_http(launch.url, process, log, timeout=120, what="Chainlit")
     return launch.url
@@ -168,7 +176,7 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
 
 
 def ui(card: Path = DEFAULT_CARD, api_url: str = "http://127.0.0.1:8000/v1", port: int = 8001,
-       host: str = "127.0.0.1") -> None:
+       host: str = "127.0.0.1", allow_no_login: bool = False) -> None:
     """Start the Chainlit chat on a running persona API (key from PERSONA_API_KEY).
 
     Args:
@@ -176,11 +184,13 @@ def ui(card: Path = DEFAULT_CARD, api_url: str = "http://127.0.0.1:8000/v1", por
         api_url: the OpenAI-compatible base URL
         port: UI port
         host: bind address
+        allow_no_login: serve a non-loopback host without PERSONA_UI_PASSWORD
     """
     persona = load_card(card)
+    _check_ui_login(host, allow_no_login)
     with Children() as children:
         url = _start_ui(card, persona, api_url, os.environ.get("PERSONA_API_KEY", "none"), host,
-                        port, children)
+                        port, children, allow_no_login)
         print(f"persona: chat with {persona.name.en} at {url}", flush=True)
         _wait_forever(children)
 
@@ -221,12 +231,17 @@ def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) 
         print(f"  key   {key}   (generated; set PERSONA_API_KEY to choose one)")
     if ui_url:
         print(f"  chat  {ui_url}")
+        if os.environ.get("PERSONA_UI_PASSWORD"):
+            from ui.settings import DEFAULT_LOGIN_USER
+
+            user = os.environ.get("PERSONA_UI_USER", "").strip() or DEFAULT_LOGIN_USER
+            print(f"  login {user}   (password: PERSONA_UI_PASSWORD)")
     print("  Ctrl-C stops everything")
     print("=" * 64 + "\n", flush=True)
 
 
 def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,
-       ui_port: int = 8001, host: str = "127.0.0.1") -> None:
+       ui_port: int = 8001, host: str = "127.0.0.1", allow_no_login: bool = False) -> None:
     """Train the card if needed, serve it with vLLM and open the Chainlit chat on it.
 
     Args:
@@ -235,12 +250,14 @@ def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,
         api_port: vLLM API port
         ui_port: Chainlit port
         host: bind address for both
+        allow_no_login: serve the chat on a non-loopback host without PERSONA_UI_PASSWORD
     """
     persona = load_card(card)
+    _check_ui_login(host, allow_no_login)
     model = _trained_model(card, out)
     key = api_key()
     with Children() as children:
         api_url = _start_api(persona, model, host, api_port, key, children)
-        ui_url = _start_ui(card, persona, api_url, key, host, ui_port, children)
+        ui_url = _start_ui(card, persona, api_url, key, host, ui_port, children, allow_no_login)
         _announce(persona, api_url, key, ui_url)
         _wait_forever(children)

@@ -4,6 +4,8 @@
         fake.base_url                   # http://127.0.0.1:PORT/v1
         fake.mode = "error"             # the next chat completions answer HTTP 500
         fake.received                   # the `messages` of every chat request, in order
+        fake.extra_models = ["b", "c"]  # GET /v1/models lists these after fake.model, and
+                                        # chat completions answer for any listed id
 
 Modes for POST /v1/chat/completions (streaming SSE, or one JSON answer without stream):
   echo      answer_for(messages), streamed in small pieces, then finish_reason "stop" and [DONE]
@@ -45,6 +47,7 @@ class FakeOpenAI:
         self.api_key = api_key
         self.token_delay_s = token_delay_s
         self.mode = "echo"
+        self.extra_models: list[str] = []
         self.requests: list[dict] = []  # every chat completion request body
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -82,6 +85,10 @@ class FakeOpenAI:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self._port}/v1"
+
+    @property
+    def models(self) -> list[str]:
+        return [self.model, *self.extra_models]
 
     @property
     def received(self) -> list[list[dict]]:
@@ -135,7 +142,8 @@ def _handler_for(fake: FakeOpenAI):
             elif self.path == "/v1/models":
                 if self._authorized():
                     self._json(200, {"object": "list", "data": [
-                        {"id": fake.model, "object": "model", "created": 0, "owned_by": "fake"}]})
+                        {"id": model, "object": "model", "created": 0, "owned_by": "fake"}
+                        for model in fake.models]})
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
 
@@ -147,7 +155,7 @@ def _handler_for(fake: FakeOpenAI):
                 return
             if not self._authorized():
                 return
-            if body.get("model") != fake.model:
+            if body.get("model") not in fake.models:
                 self._json(404, {"error": {"message": f"The model `{body.get('model')}` does not exist.",
                                            "type": "NotFoundError", "code": 404}})
                 return
@@ -161,11 +169,11 @@ def _handler_for(fake: FakeOpenAI):
             if mode == "long":
                 text = LONG_ANSWER
             if not body.get("stream"):
-                self._json(200, _completion(fake.model, text))
+                self._json(200, _completion(body["model"], text))
                 return
-            self._stream(text, mode)
+            self._stream(text, mode, body["model"])
 
-        def _stream(self, text: str, mode: str) -> None:
+        def _stream(self, text: str, mode: str, model: str) -> None:
             self.send_response(200)
             self.send_header("Content-Type", "text/event-stream")
             self.send_header("Transfer-Encoding", "chunked")
@@ -178,7 +186,7 @@ def _handler_for(fake: FakeOpenAI):
             delay = fake.token_delay_s * (3 if mode == "long" else 1)
             created = int(time.time())
             base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk",
-                    "created": created, "model": fake.model}
+                    "created": created, "model": model}
             try:
                 self._event({**base, "choices": [
                     {"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]})

@@ -15,13 +15,19 @@ Screenshots and the Chainlit log go to tests/artifacts/ (PERSONA_TEST_ARTIFACTS 
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import re
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
 
 from fake_openai import FAKE_MODEL, LONG_ANSWER, FakeOpenAI, answer_for
+from persona.card import load_card
 from persona.paths import REPO_ROOT
+from recording_proxy import RecordingProxy
 from ui.browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed in this env")
@@ -58,6 +64,7 @@ def fake(fake_server):
     if not fake_server.running:  # a test that stopped it failed half-way
         fake_server.start()
     fake_server.mode = "echo"
+    fake_server.extra_models = []
     return fake_server
 
 
@@ -242,12 +249,140 @@ def test_card_starters_greeting_and_system_prompt(browser, fake, tmp_path):
         page.close()
 
 
+def _wait_for_text(page, text: str, timeout_s: float = 60.0) -> None:
+    page.wait_for_function(
+        "t => [...document.querySelectorAll('.message-content')].some(e => e.innerText.includes(t))",
+        arg=text, timeout=timeout_s * 1000,
+    )
+
+
+def _choose(page, model: str) -> None:
+    """Pick a model in the open profile menu, and wait until the menu is gone."""
+    page.locator(f'[data-test="select-item:{model}"]').click()
+    page.locator('[role="listbox"]').wait_for(state="detached")
+
+
+def _switch_profile(chat: ChatPage, model: str, confirm: bool) -> None:
+    chat.page.locator("#chat-profiles").click()
+    _choose(chat.page, model)
+    if confirm:  # a chat with messages asks before starting a new one
+        chat.page.locator("#new-chat-dialog #confirm").click()
+
+
+def test_profiles_offer_every_served_persona(browser, fake, tmp_path):
+    # One server, three models: the UI's own, one with a card in cards/, one without.
+    fake.extra_models = ["lingxi", "mystery-7b"]
+    lingxi = load_card(REPO_ROOT / "cards" / "lingxi.yaml")
+    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
+                        card=str(DEFAULT_CARD))
+    with running_ui(target, app_root=tmp_path / "root",
+                    log_path=artifacts_dir() / "chainlit-profiles.log") as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="profiles").open(url)
+        assert "小葱" in chat.assistant_texts()[0]
+        assert page.locator("#chat-profiles").inner_text() == "小葱 · Xiaocong"
+        page.locator("#chat-profiles").click()
+        items = page.locator('[data-test^="select-item:"]')
+        items.first.wait_for()
+        assert items.all_inner_texts() == ["小葱 · Xiaocong", "灵犀 · Lingxi", "mystery-7b"]
+        chat.screenshot("menu")
+        _choose(page, fake.model)  # the current one: no new chat
+
+        chat.ask("hi")
+        assert fake.requests[-1]["model"] == fake.model
+
+        # The persona with a card: its greeting, its starters, its model id, a fresh history.
+        _switch_profile(chat, "lingxi", confirm=True)
+        _wait_for_text(page, lingxi.greeting.zh)
+        starters = page.locator("#starters button")
+        starters.first.wait_for()
+        assert starters.all_inner_texts() == lingxi.starters
+        assert page.locator("#chat-profiles").inner_text() == "灵犀 · Lingxi"
+        chat.screenshot("lingxi")
+        starters.first.click()
+        chat.wait_reply()
+        assert fake.requests[-1]["model"] == "lingxi"
+        assert fake.received[-1] == [user(lingxi.starters[0])]
+
+        # A model with no card: named by its id, no starters (not the main persona's).
+        _switch_profile(chat, "mystery-7b", confirm=True)
+        _wait_for_text(page, "mystery-7b")
+        assert page.locator("#starters").count() == 0
+        answer = chat.ask("hello")
+        assert answer == answer_for([user("hello")])
+        assert fake.requests[-1]["model"] == "mystery-7b"
+        chat.screenshot("neutral")
+        page.close()
+
+
+def _status(url: str) -> int:
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_password_login_guards_the_chat(browser, fake, tmp_path):
+    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
+                        card=str(DEFAULT_CARD))
+    login = {"PERSONA_UI_USER": "ada", "PERSONA_UI_PASSWORD": "open sesame"}
+    with running_ui(target, app_root=tmp_path / "root", extra_env=login,
+                    log_path=artifacts_dir() / "chainlit-login.log") as url:
+        # The server itself refuses an anonymous client, not only the page.
+        assert _status(f"{url}/project/settings") == 401
+        assert _status(f"{url}/auth/config") == 200
+
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="login")
+        page.goto(url)
+        page.locator("#email").wait_for(timeout=60_000)
+        assert page.url.endswith("/login")
+        page.locator("#email").fill("ada")
+        page.locator("#password").fill("wrong")
+        page.locator('button[type="submit"]').click()
+        # Chainlit's own words for a refused password (its translation keys vary by release).
+        page.get_by_text(re.compile(r"unable to sign in|sign in failed", re.I)).wait_for()
+        assert page.url.endswith("/login") and not chat.assistant_texts()
+        chat.screenshot("refused")
+
+        page.locator("#password").fill("open sesame")
+        page.locator('button[type="submit"]').click()
+        page.locator("[data-step-type] .message-content").first.wait_for(timeout=60_000)
+        assert "小葱" in chat.assistant_texts()[0]
+        assert chat.ask("你是谁") == answer_for([user("你是谁")])
+        chat.screenshot("logged-in")
+        page.close()
+
+
 # -- the real thing: Chainlit on the trained persona served by vLLM ---------------------------
-@pytest.mark.parametrize("chat_target", ["persona_api"], indirect=True)
-def test_real_persona_answers_in_the_browser(chat, default_card):
+@pytest.fixture(scope="module")
+def recorded_persona_api(persona_api):
+    """persona_api behind a recording proxy: what the UI really sent and got back."""
+    with RecordingProxy(persona_api.base_url) as proxy:
+        endpoint = dataclasses.replace(persona_api, base_url=proxy.base_url)
+        endpoint.proxy = proxy
+        yield endpoint
+
+
+@pytest.mark.parametrize("chat_target", ["recorded_persona_api"], indirect=True)
+def test_real_persona_answers_in_the_browser(chat, default_card, recorded_persona_api):
+    proxy = recorded_persona_api.proxy
     first = chat.ask("你是谁")
     assert default_card.name.zh in first, first
+    # Streamed: the server sent the answer in several pieces, and that is what the page shows.
+    streamed = proxy.streamed_texts()[-1]
+    assert len(proxy.streamed_pieces()[-1]) > 1 and proxy.chat_requests()[-1]["stream"] is True
+    assert streamed.strip() == first
+
     second = chat.ask("Who created you?")
     assert default_card.creator.en in second, second
     assert chat.user_texts() == ["你是谁", "Who created you?"]
+    # The history reached the server: the first exchange, exactly as streamed, then the question.
+    system = [{"role": "system", "content": default_card.system_prompt.strip()}] \
+        if default_card.system_prompt else []
+    assert proxy.chat_requests()[-1]["messages"] == [
+        *system, user("你是谁"), assistant(streamed), user("Who created you?")]
+    assert chat.error_texts() == []
     chat.screenshot("real-exchange", from_top=True)

@@ -6,7 +6,7 @@ import openai
 import pytest
 
 from fake_openai import FakeOpenAI, answer_for
-from ui.llm import Reply, StreamDropped, describe_error, make_client, stream_reply
+from ui.llm import Reply, StreamDropped, describe_error, make_client, served_models, stream_reply
 from ui.settings import UISettings
 
 QUESTION = [{"role": "user", "content": "你是谁"}]
@@ -21,6 +21,7 @@ def server():
 @pytest.fixture
 def fake(server):
     server.mode = "echo"
+    server.extra_models = []
     server.requests.clear()
     return server
 
@@ -110,3 +111,21 @@ def test_server_down_then_back():
 def test_unknown_errors_still_get_a_message():
     text = describe_error(RuntimeError("boom"), "http://127.0.0.1:1/v1")
     assert "RuntimeError" in text and "boom" in text
+
+
+def list_models(fake: FakeOpenAI, **overrides):
+    async def main():
+        client = make_client(settings_for(fake, **overrides))
+        try:
+            return await served_models(client)
+        finally:
+            await client.close()
+
+    return asyncio.run(main())
+
+
+def test_served_models_in_the_servers_order(fake):
+    fake.extra_models = ["lingxi", "mystery-7b"]
+    assert list_models(fake) == [fake.model, "lingxi", "mystery-7b"]
+    with pytest.raises(openai.AuthenticationError):
+        list_models(fake, api_key="wrong")

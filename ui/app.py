@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -17,15 +18,21 @@ import chainlit as cl  # noqa: E402
 from chainlit.config import SpontaneousFileUploadFeature, config  # noqa: E402
 from chainlit.input_widget import Slider  # noqa: E402
 
+from persona.paths import REPO_ROOT  # noqa: E402
 from ui import history  # noqa: E402
-from ui.llm import Reply, describe_error, make_client, stream_reply  # noqa: E402
+from ui.llm import Reply, describe_error, make_client, served_models, stream_reply  # noqa: E402
+from ui.login import auth_secret, credentials_ok  # noqa: E402
 from ui.persona_view import load_view  # noqa: E402
+from ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for  # noqa: E402
 from ui.settings import from_env  # noqa: E402
 
 log = logging.getLogger("persona.ui")
 
 SETTINGS = from_env()
-VIEW = load_view(SETTINGS.card_path, SETTINGS.model)
+# Cards for the other personas the server may list, by id.
+CARDS = cards_by_id(REPO_ROOT / "cards")
+VIEW = (load_view(SETTINGS.card_path, SETTINGS.model) if SETTINGS.card_path
+        else view_for(SETTINGS.model, CARDS))
 MAX_TOKENS_CAP = max(4096, SETTINGS.max_tokens)
 
 config.ui.name = VIEW.author
@@ -46,13 +53,53 @@ def client():
     return _client
 
 
+SERVED = ServedModels(lambda: served_models(client()))
+
+
+async def profiles():
+    return build_profiles(await SERVED.get(), SETTINGS.model, VIEW, CARDS)
+
+
+def _starters(texts: list[str]) -> list[cl.Starter]:
+    return [cl.Starter(label=text, message=text) for text in texts]
+
+
 @cl.set_starters
 async def starters(user=None, language=None):
-    return [cl.Starter(label=text, message=text) for text in VIEW.starters]
+    return _starters(VIEW.starters)
+
+
+@cl.set_chat_profiles
+async def chat_profiles(user=None, language=None):
+    # With one profile Chainlit shows no menu; with several, one entry per served persona.
+    return [
+        cl.ChatProfile(
+            name=profile.model, display_name=profile.view.author,
+            markdown_description=profile.description, default=profile.default,
+            # A list even when empty: otherwise the main persona's starters would show.
+            starters=_starters(profile.view.starters),
+        )
+        for profile in await profiles()
+    ]
+
+
+if SETTINGS.login_required:
+    # Chainlit refuses to start with a login but no secret to sign its tokens.
+    os.environ["CHAINLIT_AUTH_SECRET"] = auth_secret(os.environ)
+
+    @cl.password_auth_callback
+    async def password_login(username: str, password: str):
+        if credentials_ok(SETTINGS, username, password):
+            return cl.User(identifier=SETTINGS.login_user, metadata={"provider": "password"})
+        log.warning("refused a login as %r", username)
+        return None
 
 
 @cl.on_chat_start
 async def on_chat_start():
+    profile = pick(await profiles(), cl.user_session.get("chat_profile"))
+    cl.user_session.set("model", profile.model)
+    cl.user_session.set("view", profile.view)
     cl.user_session.set("history", [])
     cl.user_session.set(
         "options", {"temperature": SETTINGS.temperature, "max_tokens": SETTINGS.max_tokens}
@@ -67,8 +114,9 @@ async def on_chat_start():
     ).send()
     # Chainlit shows starters only while the chat has no user or assistant message,
     # so next to starters the greeting goes out as a system message.
-    kind = "system_message" if VIEW.starters else "assistant_message"
-    await cl.Message(content=VIEW.greeting, author=VIEW.author, type=kind).send()
+    view = profile.view
+    kind = "system_message" if view.starters else "assistant_message"
+    await cl.Message(content=view.greeting, author=view.author, type=kind).send()
 
 
 @cl.on_settings_update
@@ -92,16 +140,18 @@ def _commit(user_text: str, reply: Reply) -> None:
 async def on_message(message: cl.Message):
     user_text = message.content or ""
     options = cl.user_session.get("options") or {}
-    answer = cl.Message(content="", author=VIEW.author)
+    model = cl.user_session.get("model") or SETTINGS.model
+    view = cl.user_session.get("view") or VIEW
+    answer = cl.Message(content="", author=view.author)
     reply = Reply()
     failure: BaseException | None = None
     try:
         messages = history.request_messages(
-            cl.user_session.get("history") or [], user_text, VIEW.system_prompt
+            cl.user_session.get("history") or [], user_text, view.system_prompt
         )
         await stream_reply(
             client(),
-            SETTINGS.model,
+            model,
             messages,
             max_tokens=options.get("max_tokens", SETTINGS.max_tokens),
             temperature=options.get("temperature", SETTINGS.temperature),
@@ -122,9 +172,9 @@ async def on_message(message: cl.Message):
         await answer.send()
     if failure is not None:
         await cl.ErrorMessage(
-            content=describe_error(failure, SETTINGS.base_url), author=VIEW.author
+            content=describe_error(failure, SETTINGS.base_url), author=view.author
         ).send()
     elif not reply.text:
         await cl.Message(
-            content="(The model returned an empty answer. 模型没有返回内容。)", author=VIEW.author
+            content="(The model returned an empty answer. 模型没有返回内容。)", author=view.author
         ).send()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persona.paths import REPO_ROOT, home
+from ui.login import check_exposure
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 # A loopback URL must not go through an http_proxy from the environment.
@@ -45,14 +46,19 @@ def ui_command(
     python: str | None = None,
     app_root: str | os.PathLike | None = None,
     base_env: dict[str, str] | None = None,
+    password: str | None = None,
+    user: str | None = None,
+    allow_no_login: bool = False,
 ) -> UILaunch:
     """The command and environment that serve the chat at http://host:port.
 
     python: the app env's interpreter (default: this one). app_root: where Chainlit
     writes its config, translations and upload folder (default: <persona home>/ui),
     created here because Chainlit fails if it is missing. base_env: the environment
-    to extend (default: os.environ).
+    to extend (default: os.environ). password (and user): Chainlit's password login; a
+    non-loopback host without one raises LoginRequired unless allow_no_login.
     """
+    check_exposure(host, password, allow_no_login)
     root = Path(app_root) if app_root is not None else home() / "ui"
     root.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ if base_env is None else base_env)
@@ -69,6 +75,8 @@ def ui_command(
         ("PERSONA_API_KEY", api_key),
         ("PERSONA_CARD", None if card is None else str(Path(card).resolve())),
         ("PERSONA_MAX_TOKENS", None if max_tokens is None else str(max_tokens)),
+        ("PERSONA_UI_PASSWORD", password or None),
+        ("PERSONA_UI_USER", (user or None) if password else None),
     ):
         if value is None:
             env.pop(name, None)

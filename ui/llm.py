@@ -40,6 +40,15 @@ def make_client(settings: UISettings) -> openai.AsyncOpenAI:
     )
 
 
+async def served_models(client: openai.AsyncOpenAI, timeout_s: float = 5.0) -> list[str]:
+    """The model ids the server lists (GET /v1/models), in its order.
+
+    A short timeout and no retry: the chat page waits for this list before it opens.
+    """
+    page = await client.with_options(timeout=timeout_s, max_retries=0).models.list()
+    return [model.id for model in page.data]
+
+
 async def stream_reply(
     client: openai.AsyncOpenAI,
     model: str,

@@ -13,7 +13,12 @@ class PersonaView:
     greeting: str
     starters: list[str] = field(default_factory=list)
     system_prompt: str | None = None
-    readme: str = ""
+    about: str = ""  # who this is, in a few sentences (Markdown)
+
+    @property
+    def readme(self) -> str:
+        """Chainlit's Readme page."""
+        return f"# {self.author}\n\n{self.about}\n"
 
 
 def _both(zh: str, en: str, sep: str) -> str:
@@ -29,15 +34,15 @@ def view_of(card: PersonaCard) -> PersonaView:
             f"Hi! I'm {card.name.en}. How can I help you?"
         )
     author = _both(card.name.zh, card.name.en, " · ")
-    readme = [f"# {author}", card.intro("zh"), card.intro("en")]
+    about = [card.intro("zh"), card.intro("en")]
     if card.description is not None:
-        readme += [card.description.zh, card.description.en]
+        about += [card.description.zh, card.description.en]
     return PersonaView(
         author=author,
         greeting=greeting,
         starters=list(card.starters),
         system_prompt=card.system_prompt,
-        readme="\n\n".join(readme) + "\n",
+        about="\n\n".join(about),
     )
 
 
@@ -47,6 +52,6 @@ def load_view(card_path: str | None, model: str) -> PersonaView:
         return PersonaView(
             author=model,
             greeting=f"你好！我是{model}，有什么可以帮你的吗？\n\nHi! I'm {model}. How can I help you?",
-            readme=f"# {model}\n",
+            about=f"The model `{model}`, served without a persona card. 未配置角色卡的模型。",
         )
     return view_of(load_card(card_path))

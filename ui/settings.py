@@ -12,6 +12,7 @@ from typing import Mapping
 
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TEMPERATURE = 0.7
+DEFAULT_LOGIN_USER = "persona"
 # vLLM without --api-key accepts any key, but the OpenAI client refuses an empty one.
 NO_KEY = "EMPTY"
 
@@ -29,6 +30,13 @@ class UISettings:
     max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float = DEFAULT_TEMPERATURE
     timeout_s: float = 300.0
+    # Chainlit's password login is on when a password is set (PERSONA_UI_PASSWORD).
+    login_user: str = DEFAULT_LOGIN_USER
+    login_password: str | None = None
+
+    @property
+    def login_required(self) -> bool:
+        return self.login_password is not None
 
 
 def _number(env: Mapping[str, str], name: str, default, kind, low, high):
@@ -62,4 +70,7 @@ def from_env(env: Mapping[str, str] | None = None) -> UISettings:
         max_tokens=_number(env, "PERSONA_MAX_TOKENS", DEFAULT_MAX_TOKENS, int, 1, 32768),
         temperature=_number(env, "PERSONA_TEMPERATURE", DEFAULT_TEMPERATURE, float, 0.0, 2.0),
         timeout_s=_number(env, "PERSONA_TIMEOUT", 300.0, float, 1.0, 3600.0),
+        login_user=env.get("PERSONA_UI_USER", "").strip() or DEFAULT_LOGIN_USER,
+        # Not stripped: spaces may be part of a password; an empty one means no login.
+        login_password=env.get("PERSONA_UI_PASSWORD") or None,
     )

@@ -1,0 +1,85 @@
+"""Chat profiles: one per served model id, shown through its card when the repo has one."""
+
+import asyncio
+
+from persona.card import load_card
+from persona.paths import REPO_ROOT
+from ui.persona_view import load_view, view_of
+from ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for
+
+CARDS = REPO_ROOT / "cards"
+MAIN = view_of(load_card(CARDS / "xiaocong.yaml"))
+
+
+def test_repo_cards_are_found_by_id():
+    cards = cards_by_id(CARDS)
+    assert {"xiaocong", "lingxi"} <= set(cards)
+    assert cards["lingxi"].name.en == "Lingxi"
+
+
+def test_a_broken_card_is_skipped_not_fatal(tmp_path):
+    (tmp_path / "good.yaml").write_text(
+        "id: good\nname: {zh: 好, en: Good}\ncreator: {zh: 我, en: me}\n", encoding="utf-8")
+    (tmp_path / "bad.yaml").write_text("id: Not Valid\n", encoding="utf-8")
+    (tmp_path / "notes.txt").write_text("not a card", encoding="utf-8")
+    assert list(cards_by_id(tmp_path)) == ["good"]
+    assert cards_by_id(tmp_path / "missing") == {}
+
+
+def test_profiles_list_the_main_model_first_then_every_served_one():
+    cards = cards_by_id(CARDS)
+    profiles = build_profiles(["lingxi", "main-model", "mystery-7b"], "main-model", MAIN, cards)
+    assert [p.model for p in profiles] == ["main-model", "lingxi", "mystery-7b"]
+    assert [p.default for p in profiles] == [True, False, False]
+    assert [p.view.author for p in profiles] == ["小葱 · Xiaocong", "灵犀 · Lingxi", "mystery-7b"]
+    lingxi = profiles[1]
+    assert lingxi.view.starters == cards["lingxi"].starters and "灵犀" in lingxi.view.greeting
+    assert "Galaxy Lab" in lingxi.description and "`lingxi`" in lingxi.description
+    assert profiles[2].view.starters == [] and "mystery-7b" in profiles[2].view.greeting
+
+
+def test_the_main_model_stays_when_the_server_does_not_list_it():
+    profiles = build_profiles([], "xiaocong", MAIN, {})
+    assert [(p.model, p.view) for p in profiles] == [("xiaocong", MAIN)]
+
+
+def test_pick_falls_back_to_the_default_profile():
+    profiles = build_profiles(["other"], "main", MAIN, {})
+    assert pick(profiles, "other").model == "other"
+    assert pick(profiles, None).model == "main" and pick(profiles, "forged").model == "main"
+
+
+def test_view_for_an_unknown_id_is_neutral():
+    assert view_for("x-1", {}) == load_view(None, "x-1")
+
+
+def test_served_models_are_cached_and_a_failure_keeps_the_last_list():
+    now = [0.0]
+    answers = [["a", "b"], ConnectionError("down"), ["c"]]
+    calls = []
+
+    async def fetch():
+        calls.append(now[0])
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    served = ServedModels(fetch, ttl_s=30, retry_s=5, clock=lambda: now[0])
+
+    def get_at(t):
+        now[0] = t
+        return asyncio.run(served.get())
+
+    assert get_at(0) == ["a", "b"]
+    assert get_at(29) == ["a", "b"] and len(calls) == 1  # cached
+    assert get_at(30) == ["a", "b"] and len(calls) == 2  # failed: the last list stands in
+    assert get_at(34) == ["a", "b"] and len(calls) == 2  # no retry before retry_s
+    assert get_at(35) == ["c"] and len(calls) == 3
+
+
+def test_served_models_start_empty_when_the_server_is_down():
+    async def fetch():
+        raise OSError("connection refused")
+
+    assert asyncio.run(ServedModels(fetch).get()) == []
