@@ -65,7 +65,7 @@ def client(request: pytest.FixtureRequest):
         pytest.exit("evals need an endpoint: pass --base-url (or PERSONA_BASE_URL), "
                     "or run `persona eval`, which starts the default persona's server", returncode=4)
     return OpenAI(base_url=base_url, api_key=request.config.getoption("--api-key"),
-                  timeout=300, max_retries=0)
+                  timeout=300, max_retries=2)  # a dropped connection is no verdict
 
 
 @pytest.fixture(scope="session")
