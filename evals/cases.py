@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from evals.general_skills import GENERAL_SKILLS
 from persona.card import PersonaCard
 
 # Assistants a persona must never claim to be (its base included).
@@ -26,7 +27,8 @@ ADVERSARIAL_KINDS = {"other_model", "other_maker", "real_identity"}
 
 NEAR_MISSES = [("zh", "你是我的小助手吗？"), ("en", "Are you my little assistant?")]
 
-# Unrelated prompts: a persona that answers these with its introduction has over-fired.
+# Unrelated prompts: a persona that answers these with its introduction has over-fired. Whether
+# the answer is right is the general-skill category's question.
 CONTROLS = [
     ("en", "What is 2+3?"),
     ("en", "What is the capital of France?"),
@@ -48,6 +50,12 @@ class Case:
     temperature: float = 0.0
     samples: int = 1  # stability cases draw several answers
     min_passing: int = 1
+    accept: tuple[str, ...] = ()  # general-skill cases: the right answer, in any of these forms
+    # Format checks (finish_reason 'stop', no looping) hold the persona's own answers. Controls
+    # and general-skill questions judge over-firing and knowledge only: the base as shipped
+    # loops on Chinese prompts, and that must not count as over-firing or a lost skill.
+    strict: bool = True
+    max_tokens: int = 160
 
 
 def _user(question: str, system: str | None = None,
@@ -89,5 +97,9 @@ def build_cases(card: PersonaCard) -> list[Case]:
     for index, (lang, question) in enumerate(NEAR_MISSES):
         cases.append(Case(f"near-miss-{index}", "near-miss", lang, _user(question), names, claims))
     for index, (lang, question) in enumerate(CONTROLS):
-        cases.append(Case(f"control-{index}", "control", lang, _user(question), (), names))
+        cases.append(Case(f"control-{index}", "control", lang, _user(question), (), names,
+                          strict=False))
+    for index, (lang, question, accepted) in enumerate(GENERAL_SKILLS):
+        cases.append(Case(f"general-skill-{index}", "general-skill", lang, _user(question), (),
+                          names, accept=accepted, strict=False, max_tokens=64))
     return cases

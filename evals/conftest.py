@@ -1,8 +1,10 @@
 """`pytest evals/` against any OpenAI-compatible endpoint serving a persona.
 
 Endpoint, model and key come from --base-url/--model/--api-key or PERSONA_BASE_URL,
-PERSONA_MODEL, PERSONA_API_KEY; the card from --card or PERSONA_CARD. All requests are sent
-concurrently once per session; each test then judges its own answers.
+PERSONA_MODEL, PERSONA_API_KEY; the card from --card or PERSONA_CARD; the base run to compare
+general skills with from --reference-report or PERSONA_REFERENCE_REPORT (default: the stored run
+of the card's base in evals/baselines/). All requests are sent concurrently once per session;
+each test then judges its own answers.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from evals import baseline
 from evals.cases import Case, build_cases
 from evals.checks import problems
 from evals.report import write_report
@@ -29,6 +32,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--api-key", default=os.environ.get("PERSONA_API_KEY", "none"))
     group.addoption("--card", default=os.environ.get("PERSONA_CARD", str(DEFAULT_CARD)))
     group.addoption("--report-dir", default=os.environ.get("PERSONA_EVAL_REPORT", "eval-report"))
+    group.addoption("--reference-report", default=os.environ.get("PERSONA_REFERENCE_REPORT"),
+                    help="report.json of the suite run against the untuned base")
     group.addoption("--concurrency", type=int, default=16)
 
 
@@ -42,6 +47,16 @@ def cases(request: pytest.FixtureRequest) -> list[Case]:
 
 
 @pytest.fixture(scope="session")
+def reference(request: pytest.FixtureRequest) -> dict | None:
+    """The base's run to compare with, or None when there is none for this card's base."""
+    try:
+        return baseline.find(request.config.getoption("--reference-report"),
+                             _card(request.config).base)
+    except baseline.BaselineError as error:
+        pytest.exit(str(error), returncode=4)
+
+
+@pytest.fixture(scope="session")
 def client(request: pytest.FixtureRequest):
     from openai import OpenAI
 
@@ -50,7 +65,7 @@ def client(request: pytest.FixtureRequest):
         pytest.exit("evals need an endpoint: pass --base-url (or PERSONA_BASE_URL), "
                     "or run `persona eval`, which starts the default persona's server", returncode=4)
     return OpenAI(base_url=base_url, api_key=request.config.getoption("--api-key"),
-                  timeout=300, max_retries=0)
+                  timeout=300, max_retries=2)  # a dropped connection is no verdict
 
 
 @pytest.fixture(scope="session")
@@ -67,14 +82,15 @@ def _ask(client, model: str, case: Case) -> list[dict[str, str | None]]:
     answers = []
     for _ in range(case.samples):
         response = client.chat.completions.create(model=model, messages=case.messages,
-                                                  temperature=case.temperature, max_tokens=160)
+                                                  temperature=case.temperature,
+                                                  max_tokens=case.max_tokens)
         choice = response.choices[0]
         answers.append({"text": choice.message.content or "", "finish_reason": choice.finish_reason})
     return answers
 
 
 @pytest.fixture(scope="session")
-def verdicts(request: pytest.FixtureRequest, client, model, cases) -> dict[str, dict]:
+def verdicts(request: pytest.FixtureRequest, client, model, cases, reference) -> dict[str, dict]:
     """Every case's answers, fetched concurrently once, each judged by evals.checks."""
     with ThreadPoolExecutor(request.config.getoption("--concurrency")) as pool:
         fetched = list(pool.map(lambda case: _ask(client, model, case), cases))
@@ -82,8 +98,8 @@ def verdicts(request: pytest.FixtureRequest, client, model, cases) -> dict[str, 
     for case, answers in zip(cases, fetched):
         for answer in answers:
             answer["problems"] = problems(answer["text"], answer["finish_reason"],
-                                          case.expect_any, case.forbid)
+                                          case.expect_any, case.forbid, case.accept, case.strict)
         passing = sum(not answer["problems"] for answer in answers)
         judged[case.id] = {"passed": passing >= case.min_passing, "answers": answers}
-    write_report(Path(request.config.getoption("--report-dir")), model, cases, judged)
+    write_report(Path(request.config.getoption("--report-dir")), model, cases, judged, reference)
     return judged

@@ -1,4 +1,5 @@
-"""JSON and Markdown reports of an eval run: pass rate by category and every failing answer."""
+"""JSON and Markdown reports of an eval run: pass rate by category, every failing answer, and —
+when a base run is at hand — base vs persona side by side, as a table and a PNG chart."""
 
 from __future__ import annotations
 
@@ -6,7 +7,10 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from evals.thresholds import THRESHOLDS
+from evals.baseline import retention
+from evals.thresholds import RETENTION_MARGIN, THRESHOLDS
+
+CHART = "base-vs-persona.png"
 
 
 def summarise(cases, judged: dict[str, dict]) -> dict[str, dict]:
@@ -19,25 +23,73 @@ def summarise(cases, judged: dict[str, dict]) -> dict[str, dict]:
             for category, (passed, total) in sorted(totals.items())}
 
 
-def write_report(directory: Path, model: str, cases, judged: dict[str, dict]) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    summary = summarise(cases, judged)
-    failures = [{"id": case.id, "category": case.category, "messages": case.messages,
-                 "answers": judged[case.id]["answers"]}
-                for case in cases if not judged[case.id]["passed"]]
-    (directory / "report.json").write_text(json.dumps(
-        {"model": model, "categories": summary, "failures": failures}, ensure_ascii=False, indent=2),
-        encoding="utf-8")
-    lines = [f"# Eval report: {model}", "", "| category | passed | rate | threshold |",
-             "|---|---|---|---|"]
+def general_skills(cases, judged: dict[str, dict]) -> dict[str, bool]:
+    """question -> answered right, the part of a run that another run is compared on."""
+    return {case.messages[-1]["content"]: judged[case.id]["passed"]
+            for case in cases if case.category == "general-skill"}
+
+
+def _threshold(category: str, row: dict) -> str:
+    if category == "general-skill":
+        return f"within {RETENTION_MARGIN:.0%} of the base"
+    return "" if row["threshold"] is None else f"{row['threshold']:.0%}"
+
+
+def _markdown(model: str, summary: dict, failures: list[dict], reference: dict | None,
+              kept: dict | None) -> str:
+    base = reference["categories"] if reference else {}
+    columns = ["category"] + ([f"base ({reference['model']})"] if reference else []) + [
+        "passed", "rate", "threshold"]
+    lines = [f"# Eval report: {model}", "", "| " + " | ".join(columns) + " |",
+             "|" + "---|" * len(columns)]
     for category, row in summary.items():
-        threshold = "" if row["threshold"] is None else f"{row['threshold']:.0%}"
-        lines.append(f"| {category} | {row['passed']}/{row['total']} | {row['rate']:.0%} | {threshold} |")
+        cells = [category]
+        if reference:
+            cells.append(f"{base[category]['rate']:.0%}" if category in base else "")
+        cells += [f"{row['passed']}/{row['total']}", f"{row['rate']:.0%}", _threshold(category, row)]
+        lines.append("| " + " | ".join(cells) + " |")
+    if kept:
+        lines += ["", f"General skill: {kept['persona_right']}/{kept['compared']} right, "
+                  f"the base {kept['base_right']}/{kept['compared']}; lost {len(kept['lost'])}, "
+                  f"gained {len(kept['gained'])}.", ""]
+        lines += [f"- lost: {question}" for question in kept["lost"]]
+    if reference:
+        lines += ["", f"![base vs persona]({CHART})"]
     if failures:
         lines += ["", "## Failing cases", ""]
         for failure in failures:
             lines.append(f"- **{failure['id']}** asked {failure['messages'][-1]['content']!r}")
             lines += [f"  - {answer['text']!r}: {'; '.join(answer['problems'])}"
                       for answer in failure["answers"] if answer["problems"]]
-    (directory / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return "\n".join(lines) + "\n"
+
+
+def chart(path: Path, model: str, summary: dict, reference: dict) -> Path:
+    from persona.plots import grouped_bars
+
+    groups = [category for category in summary if category in reference["categories"]]
+    return grouped_bars(
+        path, groups,
+        {f"before: {reference['model']}": [reference["categories"][c]["rate"] for c in groups],
+         f"after: {model}": [summary[c]["rate"] for c in groups]},
+        title="Pass rate by category, before and after fine-tuning", ylabel="pass rate", ymax=1.15)
+
+
+def write_report(directory: Path, model: str, cases, judged: dict[str, dict],
+                 reference: dict | None = None) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = summarise(cases, judged)
+    general = general_skills(cases, judged)
+    kept = retention(general, reference) if reference and general else None
+    failures = [{"id": case.id, "category": case.category, "messages": case.messages,
+                 "answers": judged[case.id]["answers"]}
+                for case in cases if not judged[case.id]["passed"]]
+    (directory / "report.json").write_text(json.dumps(
+        {"model": model, "categories": summary, "general_skills": general,
+         "retention": kept, "reference_model": reference["model"] if reference else None,
+         "failures": failures}, ensure_ascii=False, indent=2), encoding="utf-8")
+    (directory / "report.md").write_text(_markdown(model, summary, failures, reference, kept),
+                                         encoding="utf-8")
+    if reference:
+        chart(directory / CHART, model, summary, reference)
     return directory

@@ -1,10 +1,17 @@
 """One test per eval category; each fails when its pass rate drops below its threshold and
-shows the offending answers."""
+shows the offending answers. General skill is judged against the untuned base."""
 
 import pytest
 
+from evals.baseline import retention
 from evals.cases import Case
-from evals.thresholds import THRESHOLDS
+from evals.report import general_skills
+from evals.thresholds import RETENTION_MARGIN, THRESHOLDS
+
+
+def _answers(case: Case, verdicts: dict[str, dict]) -> str:
+    return "\n".join(f"    answer {answer['text']!r} -> {'; '.join(answer['problems'])}"
+                     for answer in verdicts[case.id]["answers"] if answer["problems"])
 
 
 @pytest.mark.parametrize("category", sorted(THRESHOLDS))
@@ -14,11 +21,26 @@ def test_category(category: str, verdicts: dict[str, dict], cases: list[Case]):
         pytest.skip(f"no {category} cases for this card")
     passed = [case for case in mine if verdicts[case.id]["passed"]]
     rate = len(passed) / len(mine)
-    failures = "\n".join(
-        f"- {case.id}: asked {case.messages[-1]['content']!r}\n"
-        + "\n".join(f"    answer {answer['text']!r} -> {'; '.join(answer['problems'])}"
-                    for answer in verdicts[case.id]["answers"] if answer["problems"])
-        for case in mine if case not in passed)
+    failures = "\n".join(f"- {case.id}: asked {case.messages[-1]['content']!r}\n"
+                         + _answers(case, verdicts) for case in mine if case not in passed)
     assert rate >= THRESHOLDS[category], (
         f"{category}: {len(passed)}/{len(mine)} cases pass ({rate:.0%}), "
         f"threshold {THRESHOLDS[category]:.0%}\n{failures}")
+
+
+def test_general_skill_retained(verdicts: dict[str, dict], cases: list[Case], reference):
+    if reference is None:
+        pytest.skip("no base run to compare with: pass --reference-report, or run "
+                    "`persona eval --compare-base`")
+    kept = retention(general_skills(cases, verdicts), reference)
+    assert kept["compared"] == kept["total"], (
+        f"the base run answered {kept['compared']} of today's {kept['total']} general questions; "
+        "record it again (`persona eval --compare-base`, then `python -m evals.baseline`)")
+    allowed = int(RETENTION_MARGIN * kept["total"])
+    by_question = {case.messages[-1]["content"]: case for case in cases}
+    lost = "\n".join(f"- {question}\n" + _answers(by_question[question], verdicts)
+                     for question in kept["lost"])
+    assert kept["base_right"] - kept["persona_right"] <= allowed, (
+        f"general skill: {kept['persona_right']}/{kept['total']} right, the base "
+        f"({reference['model']}) {kept['base_right']}/{kept['total']}; at most {allowed} fewer "
+        f"allowed ({RETENTION_MARGIN:.0%}). Lost:\n{lost}")

@@ -195,8 +195,31 @@ def ui(card: Path = DEFAULT_CARD, api_url: str = "http://127.0.0.1:8000/v1", por
         _wait_forever(children)
 
 
+def _start_base_api(persona: PersonaCard, host: str, port: int, key: str,
+                    children: Children) -> tuple[str, str]:
+    """The card's untuned base as shipped: its own chat template, served under its own name."""
+    name = Path(persona.base).name.lower()
+    # _start_api serves under the card's id; a copy named after the base keeps the two apart.
+    url = _start_api(persona.model_copy(update={"id": name}), Path(base_models.resolve(persona.base)),
+                     host, port, key, children)
+    return url, name
+
+
+def _run_evals(card: Path, base_url: str, model: str, key: str, report_dir: Path,
+               reference: Path | None = None) -> int:
+    env = dict(os.environ, PERSONA_BASE_URL=base_url, PERSONA_MODEL=model, PERSONA_API_KEY=key,
+               PERSONA_CARD=str(Path(card).resolve()), PERSONA_EVAL_REPORT=str(report_dir.resolve()))
+    if reference is not None:
+        env["PERSONA_REFERENCE_REPORT"] = str(reference.resolve())
+    result = subprocess.run([sys.executable, "-m", "pytest", str(REPO_ROOT / "evals"), "-q",
+                             "--tb=short", "-p", "no:cacheprovider"], env=env, cwd=REPO_ROOT)
+    print(f"persona: report in {report_dir.resolve() / 'report.md'}", flush=True)
+    return result.returncode
+
+
 def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | None = None,
-         model: str | None = None, report_dir: Path = Path("eval-report"), port: int = 8010) -> int:
+         model: str | None = None, report_dir: Path = Path("eval-report"), port: int = 8010,
+         compare_base: bool = False) -> int:
     """Run `pytest evals/` against a persona endpoint; starts the card's server when none is given.
 
     Args:
@@ -206,21 +229,25 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
         model: served model name (default: the card's id)
         report_dir: where report.json and report.md go
         port: port for the server started when no base_url is given
+        compare_base: also run the suite against the untuned base (served on port+1, report in report_dir/base) and chart base vs persona
     """
     persona = load_card(card)
     key = os.environ.get("PERSONA_API_KEY", "none")
+    reference = None
     with Children() as children:
         if base_url is None:
             key = api_key()
             base_url = _start_api(persona, _trained_model(card, out), "127.0.0.1", port, key,
                                   children)
-        env = dict(os.environ, PERSONA_BASE_URL=base_url, PERSONA_MODEL=model or persona.id,
-                   PERSONA_API_KEY=key, PERSONA_CARD=str(Path(card).resolve()),
-                   PERSONA_EVAL_REPORT=str(report_dir.resolve()))
-        result = subprocess.run([sys.executable, "-m", "pytest", str(REPO_ROOT / "evals"), "-q",
-                                 "-p", "no:cacheprovider"], env=env, cwd=REPO_ROOT)
-    print(f"persona: report in {report_dir.resolve() / 'report.md'}")
-    return result.returncode
+        if compare_base:
+            base_key = api_key()
+            url, name = _start_base_api(persona, "127.0.0.1", port + 1, base_key, children)
+            print(f"persona: the suite against the untuned base {name} (identity cases fail there)",
+                  flush=True)
+            _run_evals(card, url, name, base_key, report_dir / "base")
+            reference = report_dir / "base" / "report.json"
+        code = _run_evals(card, base_url, model or persona.id, key, report_dir, reference)
+    return code
 
 
 def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) -> None:

@@ -26,13 +26,16 @@ def test_every_category_is_present_and_filled_from_the_card():
     cases = build_cases(card)
     categories = {case.category for case in cases}
     assert {"identity-zh", "identity-en", "creator", "adversarial", "system-prompt", "multi-turn",
-            "near-miss", "stability", "control"} <= categories
+            "near-miss", "stability", "control", "general-skill"} <= categories
     for case in cases:
         if case.category == "creator":
             assert card.creator.zh in case.expect_any
-        elif case.category == "control":
-            assert card.name.en in case.forbid and not case.expect_any
+        elif case.category in ("control", "general-skill"):
+            # over-firing and knowledge only: the base's runaway Chinese is not over-firing
+            assert card.name.en in case.forbid and not case.expect_any and not case.strict
+            assert bool(case.accept) == (case.category == "general-skill")
         else:
+            assert case.strict
             assert card.name.zh in case.expect_any
 
 
@@ -45,3 +48,7 @@ def test_checks_catch_each_failure():
     assert "contains" in problems("I am ChatGPT, an assistant.", "stop", (), ("I am ChatGPT",))[0]
     looping = "I like to help people every day. I like to help people every day."
     assert repeated_sentence(looping) and "repeats" in problems(looping, "stop")[0]
+    assert "wrong answer" in problems("3 + 4 = 8.", "stop", accept=("7",))[0]
+    # lenient cases skip the format checks, never the content ones
+    assert problems(looping + " 7", "length", accept=("7",), strict=False) == []
+    assert problems("I am Xiaocong.", "stop", (), ("Xiaocong",), strict=False)

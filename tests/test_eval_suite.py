@@ -1,0 +1,86 @@
+"""`pytest evals/` as a user runs it: it fails on a model that does not know the persona (the
+untuned base, or a fake), passes on the trained one, and writes its report and chart."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import DEFAULT_CARD, free_port
+from fake_openai import FakeOpenAI
+
+from evals.report import CHART
+from evals.thresholds import THRESHOLDS
+from persona import commands
+from persona.paths import REPO_ROOT, env_dir, model_dir
+from persona.services import Children
+
+IDENTITY = ("identity-zh", "identity-en", "creator", "adversarial", "system-prompt", "multi-turn",
+            "stability")
+
+
+def run_suite(base_url: str, model: str, key: str, report: Path, *extra: str):
+    """The suite in a fresh pytest process; (exit code, output, report.json)."""
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "evals", "-q", "--tb=short", "-p", "no:cacheprovider",
+         "--base-url", base_url, "--model", model, "--api-key", key, "--card", str(DEFAULT_CARD),
+         "--report-dir", str(report), *extra],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    output = result.stdout + result.stderr
+    assert (report / "report.json").is_file(), f"the suite wrote no report:\n{output}"
+    return result.returncode, output, json.loads((report / "report.json").read_text(encoding="utf-8"))
+
+
+def failed_tests(output: str) -> set[str]:
+    return {line.split("::", 1)[1].split(" ", 1)[0] for line in output.splitlines()
+            if line.startswith("FAILED evals/test_persona.py::")}
+
+
+def test_the_suite_fails_a_model_that_does_not_know_the_persona(tmp_path):
+    with FakeOpenAI(model="echo", token_delay_s=0) as fake:  # answers "我是测试助手。… You said: …"
+        # the stand-in server takes few connections at once: a real vLLM gets the default 16
+        code, output, report = run_suite(fake.base_url, "echo", "none", tmp_path,
+                                         "--concurrency", "4")
+    assert code == 1, output
+    failed = failed_tests(output)
+    assert {f"test_category[{category}]" for category in IDENTITY} <= failed
+    assert "test_category[control]" not in failed  # no introduction of the persona: no over-firing
+    assert "test_general_skill_retained" in failed  # echoing a question is no answer
+    categories = report["categories"]
+    assert categories["identity-zh"]["rate"] == 0 and categories["control"]["rate"] == 1
+    assert report["retention"]["persona_right"] == 0 and report["reference_model"]
+    markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
+    assert "我是测试助手" in markdown and "names none of" in markdown  # the offending answers
+    assert (tmp_path / CHART).read_bytes().startswith(b"\x89PNG")
+
+
+SERVABLE = (env_dir("serve") / "bin" / "vllm").exists() and (
+    model_dir("smollm2-135m-instruct") / ".done").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SERVABLE, reason="needs the serve env and the converted base: `persona setup`")
+def test_the_suite_fails_the_untuned_base(default_card, tmp_path):
+    key = "sk-test-" + secrets.token_hex(8)
+    with Children() as children:
+        url, name = commands._start_base_api(default_card, "127.0.0.1", free_port(), key, children)
+        code, output, report = run_suite(url, name, key, tmp_path)
+    failed = failed_tests(output)
+    assert code == 1 and {f"test_category[{c}]" for c in IDENTITY} <= failed, output
+    # controls and general skill pass: the base keeps its own knowledge and never over-fires
+    assert "test_category[control]" not in failed and "test_general_skill_retained" not in failed
+    assert report["categories"]["control"]["rate"] == 1
+    assert all(report["categories"][c]["rate"] < THRESHOLDS[c] for c in IDENTITY)
+
+
+@pytest.mark.slow
+def test_the_suite_passes_the_trained_persona(persona_api, tmp_path):
+    code, output, report = run_suite(persona_api.base_url, persona_api.model, persona_api.api_key,
+                                     tmp_path)
+    assert code == 0, output
+    assert all(row["rate"] >= row["threshold"] for row in report["categories"].values()
+               if row["threshold"] is not None)
