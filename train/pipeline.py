@@ -36,6 +36,8 @@ from train.chat_template import install_chat_template, stop_at_im_end
 from train.dataset import write_dataset
 from train.xtuner_config import TrainOptions, render_config
 
+# Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
+DEFAULT_REPLAY_RATIO = 0.5
 ITER_LINE = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?time:\s*([\d.]+).*?loss:\s*([\d.]+)")
 LOG_TIME = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d")
 
@@ -151,14 +153,37 @@ def last_checkpoint(work: Path) -> Path:
                         f"{tail(work / 'train.log')}")
 
 
+def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
+    """The base's own answers to the bundled general prompts, usable ones rewritten to the persona."""
+    if ratio <= 0:
+        return []
+    from train import replay
+    from train.general_prompts import split_prompts
+
+    prompts, _ = split_prompts()
+    answers = replay.base_answers(base, prompts, log=say)
+    turns = replay.replay_turns(card, base, answers)
+    say(f"replay: {len(turns)} of {len(answers)} base answers usable (the rest looped or did "
+        "not finish)")
+    return turns
+
+
+def build_data(card: PersonaCard, run: Path, base: str, args: argparse.Namespace, seed: int) -> dict:
+    """data/: the card's self-cognition samples plus general-skill replay; returns the stats."""
+    turns = replay_turns(card, base, args.replay_ratio)
+    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
+    stats = write_dataset(card, run / "data", repeats=args.repeats, plain_repeats=args.plain_repeats,
+                          seed=seed, replay=turns, replay_ratio=args.replay_ratio)
+    say(f"{stats['samples']} samples ({stats['replay_samples']} replay), {stats['turns']} turns "
+        f"(zh {stats['turns_by_lang']['zh']}, en {stats['turns_by_lang']['en']}), "
+        f"{stats['heldout_questions']} held-out questions")
+    return stats
+
+
 def prepare(card: PersonaCard, run: Path, base: str, options: TrainOptions,
             args: argparse.Namespace) -> dict:
     """Write data/ and xtuner_config.py; return the dataset stats."""
-    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
-    stats = write_dataset(card, run / "data", repeats=args.repeats,
-                          plain_repeats=args.plain_repeats, seed=options.seed)
-    say(f"{stats['samples']} samples, {stats['turns']} turns (zh {stats['turns_by_lang']['zh']}, "
-        f"en {stats['turns_by_lang']['en']}), {stats['heldout_questions']} held-out questions")
+    stats = build_data(card, run, base, args, options.seed)
     heldout = json.loads((run / "data" / "heldout.json").read_text(encoding="utf-8"))
     # EvaluateChatHook asks one held-out "who are you" per language before and after training.
     probes = [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
@@ -267,6 +292,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-eval-chat", action="store_true", help="skip XTuner's EvaluateChatHook")
     parser.add_argument("--repeats", type=int, default=2, help="times each identity phrasing appears")
     parser.add_argument("--plain-repeats", type=int, default=2, help="times each plain question appears")
+    parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO,
+                        help="general-skill replay samples (the base's own answers) per other "
+                             "sample; 0 turns replay off")
+    parser.add_argument("--only-data", action="store_true",
+                        help="write data/ (with the base's replay answers) and stop")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="data order and training seed")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when torch sees one, else cpu")
@@ -299,6 +329,10 @@ def main(argv: list[str] | None = None) -> int:
     clock = Stopwatch()
     previous = run / "manifest.json"
 
+    if args.only_data:
+        build_data(card, run, base, args, args.seed)
+        say(f"dataset written to {run / 'data'}")
+        return 0
     if args.only_merge:
         if not (run / "xtuner_config.py").exists():
             raise PipelineError(f"--only-merge: {run / 'xtuner_config.py'} is missing; train first")
