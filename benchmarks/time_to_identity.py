@@ -21,7 +21,6 @@ import argparse
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,7 +76,7 @@ def measure(model: Path, base: str, card_path: Path) -> dict:
         "agreement_exact": round(same_all / len(general), 3),
         "identity_failures": failures,
         "leaks": [{"prompt": a["prompt"], "answer": a["answer"]} for a in leaks],
-        "samples": {"identity": len(heldout), "unrelated": len(unrelated), "general": len(general)},
+        "prompts": {"identity": len(heldout), "unrelated": len(unrelated), "general": len(general)},
     }
 
 
@@ -87,13 +86,14 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> d
 
     base = str(base_models.resolve(load_card(card).base))
     run = out / name
-    started = time.monotonic()
-    result = envs.run_module("train", "train.pipeline", [
-        "--card", str(card), "--base-model", base, "--out", str(run), "--epochs", str(epochs),
-        "--replay-ratio", str(ratio), "--no-probe", "--no-eval-chat"])
-    wall = time.monotonic() - started
-    if result.returncode != 0:
-        raise SystemExit(f"{name}: training failed (exit {result.returncode})")
+    if (run / "manifest.json").exists():  # measured again without training; delete to retrain
+        print(f"{name}: reusing the finished run in {run}")
+    else:
+        result = envs.run_module("train", "train.pipeline", [
+            "--card", str(card), "--base-model", base, "--out", str(run), "--epochs", str(epochs),
+            "--replay-ratio", str(ratio), "--no-probe", "--no-eval-chat"])
+        if result.returncode != 0:
+            raise SystemExit(f"{name}: training failed (exit {result.returncode})")
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
     metrics_file = run / "metrics.json"
     measured = envs.run_module("train", "benchmarks.time_to_identity", [
@@ -107,7 +107,9 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> d
             "samples": manifest["dataset"]["samples"],
             "replay_samples": manifest["dataset"].get("replay_samples", 0),
             "steps": len(manifest["loss_curve"]) and manifest["loss_curve"][-1]["step"],
-            "final_loss": manifest["final_loss"], "wall_s": round(wall),
+            "final_loss": manifest["final_loss"],
+            "wall_s": round(timings["total"]), "s_per_step": manifest.get("mean_s_per_step"),
+            "omp_wait_policy": manifest.get("omp_wait_policy"),
             "data_s": timings.get("data"), "train_s": timings.get("train"),
             "merge_s": round(timings.get("convert", 0) + timings.get("merge", 0), 1), **metrics}
 
