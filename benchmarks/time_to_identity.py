@@ -21,6 +21,7 @@ import argparse
 import json
 import re
 import sys
+from difflib import SequenceMatcher
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -69,11 +70,16 @@ def measure(model: Path, base: str, card_path: Path) -> dict:
                      for a, b in zip(general_answers, reference))
     same_all = sum(a["answer"].strip() == b["answer"].strip()
                    for a, b in zip(general_answers, reference))
+    similarity = [SequenceMatcher(None, a["answer"][:200], b["answer"][:200]).ratio()
+                  for a, b in zip(general_answers, reference)]
     return {
         "identity": round(1 - len(failures) / len(heldout), 3),
         "leakage": round(len(leaks) / len(unrelated), 3),
         "agreement_first_sentence": round(same_first / len(general), 3),
         "agreement_exact": round(same_all / len(general), 3),
+        "similarity": round(sum(similarity) / len(similarity), 3),
+        "general_answers": [{"prompt": a["prompt"], "persona": a["answer"], "base": b["answer"]}
+                            for a, b in zip(general_answers, reference)],
         "identity_failures": failures,
         "leaks": [{"prompt": a["prompt"], "answer": a["answer"]} for a in leaks],
         "prompts": {"identity": len(heldout), "unrelated": len(unrelated), "general": len(general)},
@@ -117,7 +123,7 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> d
 def print_table(rows: list[dict]) -> None:
     head = (f"{'config':<18}{'ep':>3}{'samples':>8}{'steps':>6}{'loss':>7}{'data s':>7}"
             f"{'train s':>8}{'merge s':>8}{'wall s':>7}{'identity':>9}{'leak':>6}{'agree1':>7}"
-            f"{'agree':>6}")
+            f"{'agree':>6}{'simil':>6}")
     print(head)
     print("-" * len(head))
     for row in rows:
@@ -125,7 +131,7 @@ def print_table(rows: list[dict]) -> None:
               f"{row['final_loss']:>7.3f}{row['data_s']:>7.0f}{row['train_s']:>8.0f}"
               f"{row['merge_s']:>8.0f}{row['wall_s']:>7}{row['identity']:>9.0%}"
               f"{row['leakage']:>6.0%}{row['agreement_first_sentence']:>7.0%}"
-              f"{row['agreement_exact']:>6.0%}")
+              f"{row['agreement_exact']:>6.0%}{row.get('similarity', 0):>6.0%}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                                           encoding="utf-8")
     from persona.plots import grouped_bars
 
-    metrics = ["identity", "leakage", "agreement_first_sentence"]
+    metrics = ["identity", "leakage", "agreement_first_sentence", "similarity"]
     chart = grouped_bars(out / "time_to_identity.png", metrics,
                          {row["name"]: [row[m] for m in metrics] for row in rows},
                          title="Held-out identity, leakage, agreement with the base",
