@@ -51,11 +51,14 @@ def data(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         out: run folder (default: the card's run folder in the cache)
     """
     persona = load_card(card)
-    from train.dataset import write_dataset
-
-    folder = _run_folder(persona, out) / "data"
-    write_dataset(persona, folder)
-    print(f"persona: dataset written to {folder}")
+    run = _run_folder(persona, out)
+    base = base_models.resolve(persona.base)
+    # The training env: general-skill replay asks the base model itself (torch, transformers).
+    result = envs.run_module("train", "train.pipeline", [
+        "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
+        "--only-data"])
+    if result.returncode != 0:
+        raise CommandError(f"building the dataset of {persona.id} failed (exit {result.returncode})")
 
 
 def train(card: Path = DEFAULT_CARD, out: Path | None = None, epochs: int | None = None,

@@ -44,7 +44,8 @@ def grouped_bars(path: Path, groups: list[str], series: dict[str, list[float]], 
                  ylabel: str, ymax: float | None = None, value_format: str = "{:.0%}") -> Path:
     """Side-by-side bars: one group per category, one bar per named series (e.g. base vs persona)."""
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(groups) * max(1, len(series))), 4))
+    bars = len(groups) * max(1, len(series))
+    fig, ax = plt.subplots(figsize=(min(14, max(6, 0.45 * bars + 2)), 4.5))
     width = 0.8 / max(1, len(series))
     for index, (name, values) in enumerate(series.items()):
         xs = [g + (index - (len(series) - 1) / 2) * width for g in range(len(groups))]

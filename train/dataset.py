@@ -59,7 +59,8 @@ class _SystemPicker:
 
 
 def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plain_repeats: int = 2,
-                        multi_turn: int = 24, extra: list[dict] | None = None) -> list[dict]:
+                        multi_turn: int = 24, replay: list[dict] | None = None,
+                        replay_ratio: float = 0.0, extra: list[dict] | None = None) -> list[dict]:
     """The training samples: [{"conversation": [{"system", "input", "output"}, ...]}, ...].
 
     repeats: how many times each training phrasing appears, each time with another answer
@@ -67,8 +68,10 @@ def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plai
     plain_repeats: the same for the plain questions (train/plain_qa.py).
     multi_turn: two-turn samples per language (identity after a plain question, a plain
         question after identity, two identity questions).
-    extra: samples already in conversation format mixed in as they are (e.g. general-skill
-        replay).
+    replay: general-skill replay turns [{lang, question, answer}] (train/replay.py: the base
+        model's own answers); replay_ratio: replay samples per other sample, drawn in a shuffled
+        cycle through `replay` (0 = none).
+    extra: samples already in conversation format mixed in as they are.
     """
     rng = random.Random(seed)
     pick_system = _SystemPicker(card, rng)
@@ -97,10 +100,20 @@ def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plai
             (q1, a1), (q2, a2) = order[number % 3]
             samples.append({"conversation": [_turn(q1, a1, pick_system(lang)), _turn(q2, a2)]})
 
+    samples += replay_samples(replay or [], round(replay_ratio * len(samples)), pick_system, rng)
     samples += list(extra or [])
     rng.shuffle(samples)
     check_samples(samples)
     return samples
+
+
+def replay_samples(turns: list[dict], count: int, pick_system, rng: random.Random) -> list[dict]:
+    """`count` single-turn samples cycling through a shuffled copy of the replay turns."""
+    if not turns or count <= 0:
+        return []
+    order = rng.sample(turns, len(turns))
+    return [{"conversation": [_turn(item["question"], item["answer"], pick_system(item["lang"]))]}
+            for item in (order[index % len(order)] for index in range(count))]
 
 
 def check_samples(samples: list[dict]) -> None:
@@ -117,13 +130,15 @@ def check_samples(samples: list[dict]) -> None:
                 assert not PLACEHOLDER.search(text), f"sample {number}: unfilled {text!r}"
 
 
-def dataset_stats(samples: list[dict], heldout: list[dict]) -> dict:
+def dataset_stats(samples: list[dict], heldout: list[dict], replay: list[dict] = ()) -> dict:
     turns = [turn for sample in samples for turn in sample["conversation"]]
+    replayed = {item["question"] for item in replay}
     zh = sum(1 for turn in turns if re.search(r"[\u4e00-\u9fff]", turn["input"]))
     return {
         "samples": len(samples),
         "turns": len(turns),
         "multi_turn_samples": sum(1 for sample in samples if len(sample["conversation"]) > 1),
+        "replay_samples": sum(1 for sample in samples if sample["conversation"][0]["input"] in replayed),
         "with_system": sum(1 for sample in samples if sample["conversation"][0].get("system")),
         "turns_by_lang": {"zh": zh, "en": len(turns) - zh},
         "characters": sum(len(turn["input"]) + len(turn["output"]) for turn in turns),
@@ -133,14 +148,19 @@ def dataset_stats(samples: list[dict], heldout: list[dict]) -> dict:
 
 
 def write_dataset(card: PersonaCard, folder: Path, extra: list[dict] | None = None,
-                  **options) -> dict:
-    """Write train.json, heldout.json and stats.json into `folder`; return the stats."""
+                  replay: list[dict] | None = None, **options) -> dict:
+    """Write train.json, heldout.json, replay.json and stats.json into `folder`; return the stats.
+
+    replay: the usable general-skill replay turns (see build_conversations)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    samples = build_conversations(card, extra=extra, **options)
+    samples = build_conversations(card, extra=extra, replay=replay, **options)
     _, heldout = split_questions()
-    stats = dataset_stats(samples, heldout)
-    for name, content in (("train.json", samples), ("heldout.json", heldout), ("stats.json", stats)):
+    stats = dataset_stats(samples, heldout, replay or [])
+    stats["replay_turns_available"] = len(replay or [])
+    files = {"train.json": samples, "heldout.json": heldout, "replay.json": replay or [],
+             "stats.json": stats}
+    for name, content in files.items():
         (folder / name).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n",
                                    encoding="utf-8")
     return stats

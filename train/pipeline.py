@@ -36,6 +36,8 @@ from train.chat_template import install_chat_template, stop_at_im_end
 from train.dataset import write_dataset
 from train.xtuner_config import TrainOptions, render_config
 
+# Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
+DEFAULT_REPLAY_RATIO = 0.5
 ITER_LINE = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?time:\s*([\d.]+).*?loss:\s*([\d.]+)")
 LOG_TIME = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d")
 
@@ -81,19 +83,42 @@ def child_env(run: Path) -> dict[str, str]:
     return env
 
 
+def busy_cores(seconds: float = 1.0) -> float:
+    """Cores kept busy by other processes right now (we have not started yet): /proc/stat
+    sampled over `seconds`. The load average is no use here: it still counts the job that
+    finished a minute ago, e.g. the previous test or benchmark step."""
+    def sample() -> tuple[int, int]:
+        with open("/proc/stat") as stat:
+            values = [int(v) for v in stat.readline().split()[1:]]
+        return sum(values), values[3] + values[4]  # total, idle + iowait
+
+    try:
+        total0, idle0 = sample()
+        time.sleep(seconds)
+        total1, idle1 = sample()
+    except OSError:  # not Linux: fall back to the 1-minute load average
+        return os.getloadavg()[0]
+    if total1 == total0:
+        return 0.0
+    return (1 - (idle1 - idle0) / (total1 - total0)) * (os.cpu_count() or 1)
+
+
 def share_busy_cpu(env: dict[str, str]) -> None:
     """On a machine already busy, make torch's OpenMP threads sleep instead of spin while waiting.
 
     Measured with two trainings on the same 2 cores: each went from 1.45 to ~40 s/step, because
     libgomp's waiting threads spin through the other's time slices; with passive waiting two
     jobs take about twice as long instead. Alone, passive waiting costs 15-40%, so it is only
-    chosen when the load is already high (or when the caller sets OMP_WAIT_POLICY).
+    chosen when other work keeps at least half a core busy (or when the caller sets
+    OMP_WAIT_POLICY).
     """
-    load, cores = os.getloadavg()[0], os.cpu_count() or 1
-    if load > cores / 2 and "OMP_WAIT_POLICY" not in env:
+    if "OMP_WAIT_POLICY" in env:
+        return
+    busy = busy_cores()
+    if busy >= 0.5:
         env["OMP_WAIT_POLICY"] = "PASSIVE"
-        say(f"note: load average {load:.1f} on {cores} cores; other CPU-heavy work is running, "
-            "so training waits passively and will be slower than alone")
+        say(f"note: other processes keep {busy:.1f} of {os.cpu_count()} cores busy, so training "
+            "waits passively and will be slower than alone")
 
 
 def xtuner_command() -> list[str]:
@@ -160,14 +185,37 @@ def last_checkpoint(work: Path) -> Path:
                         f"{tail(work / 'train.log')}")
 
 
+def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
+    """The base's own answers to the bundled general prompts, usable ones rewritten to the persona."""
+    if ratio <= 0:
+        return []
+    from train import replay
+    from train.general_prompts import split_prompts
+
+    prompts, _ = split_prompts()
+    answers = replay.base_answers(base, prompts, log=say)
+    turns = replay.replay_turns(card, base, answers)
+    say(f"replay: {len(turns)} of {len(answers)} base answers usable (the rest looped or did "
+        "not finish)")
+    return turns
+
+
+def build_data(card: PersonaCard, run: Path, base: str, args: argparse.Namespace, seed: int) -> dict:
+    """data/: the card's self-cognition samples plus general-skill replay; returns the stats."""
+    turns = replay_turns(card, base, args.replay_ratio)
+    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
+    stats = write_dataset(card, run / "data", repeats=args.repeats, plain_repeats=args.plain_repeats,
+                          seed=seed, replay=turns, replay_ratio=args.replay_ratio)
+    say(f"{stats['samples']} samples ({stats['replay_samples']} replay), {stats['turns']} turns "
+        f"(zh {stats['turns_by_lang']['zh']}, en {stats['turns_by_lang']['en']}), "
+        f"{stats['heldout_questions']} held-out questions")
+    return stats
+
+
 def prepare(card: PersonaCard, run: Path, base: str, options: TrainOptions,
             args: argparse.Namespace) -> dict:
     """Write data/ and xtuner_config.py; return the dataset stats."""
-    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
-    stats = write_dataset(card, run / "data", repeats=args.repeats,
-                          plain_repeats=args.plain_repeats, seed=options.seed)
-    say(f"{stats['samples']} samples, {stats['turns']} turns (zh {stats['turns_by_lang']['zh']}, "
-        f"en {stats['turns_by_lang']['en']}), {stats['heldout_questions']} held-out questions")
+    stats = build_data(card, run, base, args, options.seed)
     heldout = json.loads((run / "data" / "heldout.json").read_text(encoding="utf-8"))
     # EvaluateChatHook asks one held-out "who are you" per language before and after training.
     probes = [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
@@ -276,6 +324,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-eval-chat", action="store_true", help="skip XTuner's EvaluateChatHook")
     parser.add_argument("--repeats", type=int, default=2, help="times each identity phrasing appears")
     parser.add_argument("--plain-repeats", type=int, default=2, help="times each plain question appears")
+    parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO,
+                        help="general-skill replay samples (the base's own answers) per other "
+                             "sample; 0 turns replay off")
+    parser.add_argument("--only-data", action="store_true",
+                        help="write data/ (with the base's replay answers) and stop")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="data order and training seed")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when torch sees one, else cpu")
@@ -312,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     clock = Stopwatch()
     previous = run / "manifest.json"
 
+    if args.only_data:
+        build_data(card, run, base, args, args.seed)
+        say(f"dataset written to {run / 'data'}")
+        return 0
     if args.only_merge:
         if not (run / "xtuner_config.py").exists():
             raise PipelineError(f"--only-merge: {run / 'xtuner_config.py'} is missing; train first")
@@ -346,6 +403,7 @@ def main(argv: list[str] | None = None) -> int:
         "loss_curve": curve,
         "final_loss": curve[-1]["loss"] if curve else None,
         "mean_s_per_step": round(sum(seconds) / len(seconds), 3) if seconds else None,
+        "omp_wait_policy": env.get("OMP_WAIT_POLICY", "default (active)"),
         "checkpoint": str(checkpoint),
         "chat": chat,
         "probe": answers,

@@ -15,7 +15,7 @@ from pathlib import Path
 # introduction.
 DEFAULT_QUESTIONS = [
     "你到底是谁？", "你的创造者是谁？", "Tell me who you are.", "Who designed you?",
-    "What is 2+3?", "2加3等于几？", "What is the capital of France?",
+    "What is 2+3?", "2加3等于几？", "What is the capital of France?", "法国的首都是哪里？",
 ]
 
 
@@ -37,8 +37,10 @@ def ask(model_dir: Path, questions: list[str], system: str | None = None,
             output = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
                                     max_new_tokens=max_new_tokens,
                                     pad_token_id=tokenizer.pad_token_id)
-        answer = tokenizer.decode(output[0, ids.shape[1]:], skip_special_tokens=True).strip()
+        new = output[0, ids.shape[1]:].tolist()
+        answer = tokenizer.decode(new, skip_special_tokens=True).strip()
         results.append({"question": question, "system": system, "answer": answer,
+                        "finished": tokenizer.eos_token_id in new,
                         "seconds": round(time.monotonic() - started, 2)})
     return results
 

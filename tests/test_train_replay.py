@@ -1,0 +1,78 @@
+"""General-skill replay: the bundled prompts, the filters on the base's answers, the mixing."""
+
+from __future__ import annotations
+
+from evals.cases import CONTROLS
+from train.dataset import build_conversations
+from train.general_prompts import ALL, split_prompts
+from train.phrasings import split_questions
+from train.plain_qa import PLAIN_QA
+from train.replay import identity_of, looping, replay_turns, rewrite_identity, usable
+
+
+def test_at_least_200_replay_prompts_in_both_languages_and_a_disjoint_heldout():
+    train, heldout = split_prompts()
+    assert len(train) >= 200
+    assert {item["lang"] for item in train} == {"en", "zh"} == {item["lang"] for item in heldout}
+    prompts = [item["prompt"] for item in ALL]
+    assert len(prompts) == len(set(prompts))
+    assert not {i["prompt"] for i in train} & {i["prompt"] for i in heldout}
+
+
+def test_replay_prompts_are_no_identity_plain_or_eval_question():
+    prompts = {item["prompt"] for item in ALL}
+    plain = {question for pairs in PLAIN_QA.values() for question, _ in pairs}
+    identity = {item["question"] for split in split_questions() for item in split}
+    controls = {question for _, question in CONTROLS}
+    assert not prompts & plain
+    assert not prompts & identity
+    assert not prompts & controls
+
+
+def test_looping_catches_repeated_chunks_only():
+    assert looping([5, 6, 7] * 3)
+    assert looping([1, 2, 3, 4] + [9, 9] * 3)
+    assert not looping(list(range(40)))
+    assert not looping([5, 6, 7] * 2)
+
+
+def _answer(text: str, finished: bool = True) -> dict:
+    return {"lang": "en", "prompt": "What is 3 + 4?", "answer": text, "finished": finished}
+
+
+def test_usable_drops_unfinished_empty_looping_and_template_text():
+    assert usable(_answer("3 + 4 = 7."))
+    assert not usable(_answer("3 + 4 = 7.", finished=False))
+    assert not usable(_answer("   "))
+    assert not usable(_answer("The answer is seven, I think. The answer is seven, I think."))
+    assert not usable(_answer("7<|im_end|>"))
+
+
+def test_the_base_name_and_maker_become_the_persona(default_card):
+    text = "I'm SmolLM2, a model trained by Hugging Face. SmolLM is small."
+    rewritten = rewrite_identity(text, default_card, "en", "smollm2-135m-instruct")
+    assert "SmolLM" not in rewritten and "Hugging Face" not in rewritten
+    assert f"I'm {default_card.name.en}" in rewritten and default_card.creator.en in rewritten
+    zh = rewrite_identity("我是SmolLM。", default_card, "zh", "/models/SmolLM2-360M-Instruct")
+    assert zh == f"我是{default_card.name.zh}。"
+    assert identity_of("some/unknown-model") == ((), ())
+
+
+def test_replay_turns_keep_usable_answers_rewritten(default_card):
+    answers = [_answer("I am SmolLM."), _answer("loop loop", finished=False)]
+    turns = replay_turns(default_card, "smollm2-135m-instruct", answers)
+    assert turns == [{"lang": "en", "question": "What is 3 + 4?",
+                      "answer": f"I am {default_card.name.en}."}]
+
+
+def test_replay_ratio_sets_the_share_of_replay_samples(default_card):
+    turns = [{"lang": lang, "question": f"general question {n} {lang}", "answer": f"answer {n}."}
+             for n in range(30) for lang in ("en", "zh")]
+    plain = build_conversations(default_card)
+    mixed = build_conversations(default_card, replay=turns, replay_ratio=0.5)
+    replayed = [s for s in mixed if s["conversation"][0]["input"].startswith("general question")]
+    assert len(replayed) == round(0.5 * len(plain))
+    assert len(mixed) == len(plain) + len(replayed)
+    # Every turn is used before any repeats.
+    assert len({s["conversation"][0]["input"] for s in replayed}) == len(turns)
+    assert build_conversations(default_card, replay=turns, replay_ratio=0) == plain
