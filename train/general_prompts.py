@@ -10,14 +10,15 @@ Deliberately disjoint from train/plain_qa.py and from the eval suite's questions
 
 from __future__ import annotations
 
-_COUNTRIES_EN = ["Japan", "Canada", "Australia", "Egypt", "Brazil", "Russia", "India", "Mexico",
-                 "Greece", "Portugal", "Kenya", "Norway", "Sweden", "Argentina", "Thailand", "Turkey"]
-_COUNTRIES_ZH = ["日本", "加拿大", "澳大利亚", "埃及", "巴西", "俄罗斯", "印度", "墨西哥", "希腊",
-                 "葡萄牙", "韩国", "挪威", "瑞典", "阿根廷", "泰国", "土耳其"]
-_SUMS = [(3, 4), (6, 7), (12, 5), (8, 9), (15, 10), (20, 22), (11, 13), (30, 12)]
-_PRODUCTS = [(3, 4), (6, 6), (7, 3), (9, 2), (8, 5), (4, 11)]
-_WORDS_EN = ["water", "book", "friend", "cat", "school", "sun", "apple", "house", "music", "tree"]
-_WORDS_ZH = ["水", "书", "朋友", "猫", "学校", "太阳", "苹果", "房子", "音乐", "树"]
+_COUNTRIES_EN = ["Brazil", "Chile", "Cuba", "Nepal", "Finland", "Denmark", "Hungary", "Belgium",
+                 "Switzerland", "Colombia", "Nigeria", "Morocco", "Indonesia", "Philippines",
+                 "Malaysia", "New Zealand"]
+_COUNTRIES_ZH = ["巴西", "智利", "古巴", "尼泊尔", "芬兰", "丹麦", "匈牙利", "比利时", "瑞士",
+                 "哥伦比亚", "尼日利亚", "摩洛哥", "印度尼西亚", "菲律宾", "马来西亚", "新西兰"]
+_SUMS = [(6, 7), (12, 5), (8, 9), (20, 22), (11, 13), (30, 12), (14, 3), (9, 6)]
+_PRODUCTS = [(6, 6), (7, 3), (9, 2), (8, 5), (4, 11), (2, 12)]
+_WORDS_EN = ["water", "house", "dog", "flower", "rain", "table", "teacher", "train", "milk", "bird"]
+_WORDS_ZH = ["水", "房子", "狗", "花", "雨", "桌子", "老师", "火车", "牛奶", "鸟"]
 _OPPOSITES_EN = ["fast", "happy", "light", "early", "strong", "open", "old", "rich"]
 _OPPOSITES_ZH = ["快", "高", "长", "早", "多", "新", "远", "胖"]
 
@@ -28,13 +29,13 @@ _EN = [
     *(f"Translate the word '{word}' into French." for word in _WORDS_EN[:5]),
     *(f"How do you say '{word}' in Spanish?" for word in _WORDS_EN[5:]),
     *(f"What is the opposite of '{word}'?" for word in _OPPOSITES_EN),
-    "What is the largest animal on Earth?", "How many sides does a hexagon have?",
+    "What is the tallest animal?", "How many sides does a hexagon have?",
     "What gas do plants absorb from the air?", "What is the freezing point of water in Fahrenheit?",
-    "Who wrote 'Romeo and Juliet'?", "Which planet is known as the Red Planet?",
-    "What is the smallest prime number?", "How many minutes are in an hour?",
-    "What is the main language spoken in Brazil?", "What is the largest desert in the world?",
+    "Who wrote 'Hamlet'?", "Which planet has the most famous rings?",
+    "What is the smallest prime number?", "How many seconds are in a minute?",
+    "What is the main language spoken in Argentina?", "What is the largest desert in the world?",
     "What do caterpillars turn into?", "What is the hardest natural substance?",
-    "How many strings does a standard guitar have?", "What organ pumps blood through the body?",
+    "How many strings does a standard guitar have?", "What organ do we use to breathe?",
     "What is the longest river in Africa?", "Which instrument has 88 keys?",
     "What is a synonym for 'big'?", "What is a noun?", "What is a verb?",
     "Explain what gravity is in one sentence.", "What is an atom?", "What is a volcano?",
@@ -52,11 +53,11 @@ _EN = [
     "Is 17 an even or odd number?", "What is half of 50?", "What is 100 minus 37?",
     "Correct the spelling: 'recieve'.", "What is the plural of 'mouse'?",
     "What is the past tense of 'run'?", "Summarize in one sentence: The cat sat on the mat all day.",
-    "What is the capital of the United States?", "What is the largest country by area?",
+    "What is the capital of the United States?", "What is the smallest continent?",
     "What is the square root of 81?", "How many bones does an adult human have?",
     "What is the chemical symbol for gold?", "Which ocean lies between Africa and Australia?",
-    "How many players are on a soccer team?", "What is the currency of Japan?",
-    "Who painted the Mona Lisa?", "What is the main ingredient of guacamole?",
+    "How many players are on a soccer team?", "What is the currency of the United States?",
+    "Who painted 'The Starry Night'?", "What is the main ingredient of guacamole?",
     "What does a bee collect from flowers?", "How many weeks are in a year?",
     "Write a short thank-you note to a teacher.", "Give me a fun riddle.",
     "Explain what a rainbow is.", "What is the difference between a lake and a sea?",
@@ -71,10 +72,10 @@ _ZH = [
     *(f"{a}乘以{b}等于几？" for a, b in _PRODUCTS),
     *(f"“{word}”用英语怎么说？" for word in _WORDS_ZH),
     *(f"“{word}”的反义词是什么？" for word in _OPPOSITES_ZH),
-    "地球上最大的动物是什么？", "六边形有几条边？", "植物从空气中吸收什么气体？",
-    "《红楼梦》的作者是谁？", "哪颗行星被称为红色星球？", "最小的质数是几？",
-    "一小时有多少分钟？", "世界上最大的沙漠是哪个？", "毛毛虫会变成什么？",
-    "人体中负责泵血的器官是什么？", "中国最长的河流是哪条？", "钢琴有多少个琴键？",
+    "世界上最高的动物是什么？", "六边形有几条边？", "植物从空气中吸收什么气体？",
+    "《红楼梦》的作者是谁？", "哪颗行星有最明显的光环？", "最小的质数是几？",
+    "一分钟有多少秒？", "世界上最大的沙漠是哪个？", "毛毛虫会变成什么？",
+    "人用什么器官呼吸？", "中国最长的河流是哪条？", "钢琴有多少个琴键？",
     "一年有几个季节？", "什么是名词？", "什么是动词？", "用一句话解释什么是重力。",
     "什么是原子？", "什么是火山？", "天气和气候有什么区别？", "温度计是用来测量什么的？",
     "写一首关于大海的短诗。", "写一首关于月亮的小诗。", "用“好奇”造一个句子。",
@@ -86,12 +87,12 @@ _ZH = [
     "三月之后是几月？", "把这些数字从小到大排列：9、2、7、4。", "17是奇数还是偶数？",
     "50的一半是多少？", "100减37等于多少？", "“春眠不觉晓”的下一句是什么？",
     "中秋节吃什么传统食物？", "春节是哪个国家的传统节日？", "熊猫主要生活在哪个国家？",
-    "一年有多少个月？", "彩虹有几种颜色？", "太阳从哪个方向升起？", "冰是由什么变成的？",
-    "用一句话总结：小猫在垫子上坐了一整天。", "美国的首都是哪里？", "世界上面积最大的国家是哪个？",
+    "一年有多少天？", "彩虹有几种颜色？", "太阳从哪个方向升起？", "冰是由什么变成的？",
+    "用一句话总结：小猫在垫子上坐了一整天。", "美国的首都是哪里？", "面积最小的大洲是哪个？",
     "怎样才能记住更多的英语单词？", "下雨天适合做什么？", "简单介绍一下长江。",
     "解释一下什么是太阳能。", "为什么要保护环境？", "早睡早起有什么好处？",
     "81的平方根是多少？", "金的化学符号是什么？", "一支足球队上场有几名球员？",
-    "日本的货币是什么？", "《蒙娜丽莎》是谁画的？", "蜜蜂从花里采集什么？",
+    "美国的货币是什么？", "《星月夜》是谁画的？", "蜜蜂从花里采集什么？",
     "一年有多少个星期？", "给老师写一句感谢的话。", "给我出一个简单的谜语。",
     "湖和海有什么区别？", "怎样养好一盆绿植？", "推荐一种健康的零食。",
     "举一个形容词的例子。", "一公斤铁和一公斤棉花哪个重？", "端午节有什么传统习俗？",
