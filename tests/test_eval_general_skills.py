@@ -9,6 +9,7 @@ from evals.general_skills import GENERAL_SKILLS, is_right
 from persona.card import load_card
 from persona.paths import REPO_ROOT
 from train.dataset import build_conversations
+from train.general_prompts import ALL as REPLAY_PROMPTS
 from train.plain_qa import PLAIN_QA
 
 QUESTIONS = [question for _, question, _ in GENERAL_SKILLS]
@@ -23,6 +24,7 @@ def test_general_questions_are_never_trained_on():
                for sample in build_conversations(load_card(card))
                for turn in sample["conversation"]}
     trained |= {question for pairs in PLAIN_QA.values() for question, _ in pairs}
+    trained |= {item["prompt"] for item in REPLAY_PROMPTS}  # general-skill replay, held-out too
     assert trained and not {_fold(q) for q in QUESTIONS} & {_fold(q) for q in trained}
 
 
