@@ -153,6 +153,12 @@ def _lean_class():
                 weight = getattr(module, "weight", None)
                 if weight is not None and not weight.requires_grad and weight.dtype == torch.float32:
                     weight.data = weight.data.to(dtype)
+            # Outside autocast (EvaluateChatHook's generation) the float32 final norm meets a
+            # head in `dtype`: the head takes its input in its own dtype.
+            head = model.get_output_embeddings()
+            if head is not None:
+                head.register_forward_pre_hook(
+                    lambda module, args: (args[0].to(module.weight.dtype), *args[1:]))
             if torch.cuda.is_available():
                 torch.cuda.empty_cache()
 

@@ -1,0 +1,42 @@
+"""The XTuner config rendered for CUDA (pure Python; the GPU run itself is tests/test_gpu_train.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from train.xtuner_config import TrainOptions, render_config
+
+
+def _render(**options) -> str:
+    return render_config("xiaocong", "/models/base", "/run/data/train.json", TrainOptions(**options),
+                         ["你是谁？"])
+
+
+def test_cuda_uses_amp_in_bf16_cuda_nf4_packing_and_the_lean_model():
+    config = _render(device="cuda")
+    assert "type=AmpOptimWrapper" in config and 'dtype="bfloat16"' in config
+    assert "torch_dtype = torch.bfloat16" in config and "bnb_4bit_compute_dtype=torch_dtype" in config
+    assert "pack_to_max_length = True" in config
+    assert "from lean_model import build_lean_model" in config and "type=build_lean_model," in config
+    assert 'backend="nccl"' in config
+
+
+def test_cuda_fp16_where_the_gpu_lacks_bf16_and_stock_model_on_request():
+    config = _render(device="cuda", precision="float16", lean_model=False)
+    assert 'dtype="float16"' in config and "torch_dtype = torch.float16" in config
+    assert "lean_model" not in config and "type=build_model," in config
+
+
+def test_cpu_keeps_float32_and_the_plain_builder():
+    config = _render()
+    assert "type=OptimWrapper" in config and "torch_dtype = torch.float32" in config
+    assert "lean_model" not in config and "AmpOptimWrapper" not in config
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(device="cuda", precision="int8"), "precision 'int8'"),
+    (dict(device="cpu", precision="bfloat16"), "needs device cuda"),
+])
+def test_bad_precision_is_refused_with_the_fix(options, message):
+    with pytest.raises(ValueError, match=message):
+        TrainOptions(**options)
