@@ -69,7 +69,7 @@ def _training_flags(given: dict) -> list[str]:
 def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None = None,
           epochs: int | None = None, max_steps: int | None = None, lr: float | None = None,
           lora_r: int | None = None, max_length: int | None = None, pack: bool | None = None,
-          dataset: Path | None = None, force: bool = False) -> Path:
+          save_steps: int | None = None, dataset: Path | None = None, force: bool = False) -> Path:
     """Fine-tune the card's base with XTuner (QLoRA by default), convert and merge; reuse a
     finished run, resume an interrupted one.
 
@@ -83,6 +83,7 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None
         lora_r: LoRA rank (default: 16)
         max_length: tokens per packed sequence (default: the preset's)
         pack: pack samples into max-length sequences (default) or pad each one
+        save_steps: a resumable checkpoint every this many steps (default: 20)
         dataset: conversation-format JSON to train on instead of the card's dataset
         force: retrain even when a finished run exists
     """
@@ -91,7 +92,8 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None
 
     persona = load_card(card)
     given = {"method": method, "epochs": epochs, "max_steps": max_steps, "lr": lr,
-             "lora_r": lora_r, "max_length": max_length, "pack_to_max_length": pack}
+             "lora_r": lora_r, "max_length": max_length, "pack_to_max_length": pack,
+             "save_steps": save_steps}
     # Everything is checked before anything is written or started.
     try:
         resolve_options(persona.base, given)

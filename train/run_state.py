@@ -13,6 +13,8 @@ from persona.card import PersonaCard
 from train.xtuner_config import FULL_LR, TrainOptions
 
 MANIFEST = "manifest.json"
+# Options that do not change the trained model: never a reason to refuse a finished run.
+BOOKKEEPING = {"save_steps", "save_total_limit", "log_interval", "eval_chat"}
 
 
 def resolve_options(base: str, given: dict, device: str = "cpu") -> TrainOptions:
@@ -60,7 +62,7 @@ def differences(run: Path, card: PersonaCard, given: dict, samples: list | None 
             found.append(f"card {key}: {old_card.get(key)!r} in the run, {new_card.get(key)!r} now")
     used = manifest.get("hyperparameters") or {}
     for name, value in given.items():
-        if value is not None and name in used and used[name] != value:
+        if value is not None and name in used and used[name] != value and name not in BOOKKEEPING:
             found.append(f"{name}: {used[name]!r} in the run, {value!r} requested")
     if samples is not None:
         trained = run / "data" / "train.json"
