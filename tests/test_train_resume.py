@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.slow,
 SHORT = ["--max-steps", "12", "--save-steps", "4"]
 
 
-def persona_train(run: Path, *extra: str, **popen):
+def persona_train(run: Path, *extra: str):
     return [sys.executable, "-m", "persona.cli", "train", "--card", str(DEFAULT_CARD), "--out",
             str(run), *extra]
 
