@@ -87,6 +87,9 @@ def child_env(run: Path) -> dict[str, str]:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"  # progress lines as they happen, not when a pipe buffer fills
     env["HF_DATASETS_CACHE"] = str(run / "work" / "datasets-cache")
+    # Resuming reads our own checkpoints (optimizer and mmengine's log state, not just tensors),
+    # which torch >= 2.6's weights-only default refuses in xtuner's and mmengine's torch.load.
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     return env
 
 
@@ -136,11 +139,14 @@ class TrainWatcher:
     def __init__(self):
         self.seconds: list[float] = []
         self.in_sample = False
+        self.total: int | None = None  # iterations of the whole run, once a step is logged
+        self.crashed = False  # XTuner exits 0 even when its training script raised
 
     def __call__(self, line: str) -> None:
         match = ITER_LINE.search(line)
         if match:
             step, total, seconds, loss = match.groups()
+            self.total = int(total)
             self.seconds.append(float(seconds))
             recent = self.seconds[-5:]  # the last few intervals: speed drifts with the machine's load
             eta = (int(total) - int(step)) * sum(recent) / len(recent)
@@ -156,6 +162,7 @@ class TrainWatcher:
         elif self.in_sample and line.strip():
             print(f"       | {line}", flush=True)
         elif "Traceback" in line or "Error:" in line:
+            self.crashed = self.crashed or line.startswith("Traceback (most recent call last)")
             print(f"       ! {line}", flush=True)
 
 
@@ -258,8 +265,14 @@ def train(run: Path, options: TrainOptions, env: dict[str, str], xtuner: str) ->
     say(f"xtuner train: {options.method}, {length}, lr {options.lr}{lora}, max_length "
         f"{options.max_length}, template {options.prompt_template}, a checkpoint every "
         f"{options.save_steps} steps (log: {work / 'train.log'})")
-    run_logged(command, work / "train.log", env, TrainWatcher())
-    return final_checkpoint(work), resume.name if resume else None
+    watcher = TrainWatcher()
+    run_logged(command, work / "train.log", env, watcher)
+    checkpoint = final_checkpoint(work)
+    done = int(re.findall(r"\d+", checkpoint.name)[-1])
+    if watcher.crashed or (watcher.total and done != watcher.total):
+        raise PipelineError(f"xtuner train stopped at {checkpoint.name} of {watcher.total or '?'} "
+                            f"steps; its output ends with:\n{tail(work / 'train.log')}")
+    return checkpoint, resume.name if resume else None
 
 
 def convert(run: Path, checkpoint: Path, method: str, env: dict[str, str], xtuner: str) -> Path:
