@@ -111,3 +111,11 @@ def test_mmengine_reads_every_method(tmp_path):
     assert loaded == {str(paths["qlora"]): [False, "<|im_end|>"],
                       str(paths["lora"]): [False, "<|im_end|>"],
                       str(paths["full"]): [True, "<|im_end|>"]}
+
+
+def test_persona_merge_reads_method_and_template_back_from_the_config():
+    """`persona merge` (pipeline --only-merge) knows from the saved config how the run trained."""
+    from train.pipeline import CONFIG_LINE
+
+    text = render(resolve_options("internlm2.5-7b-chat", {"method": "full"}))
+    assert dict(CONFIG_LINE.findall(text)) == {"method": "full", "prompt_template": "internlm2_chat"}

@@ -110,7 +110,7 @@ from xtuner.utils import PROMPT_TEMPLATE
 #######################################################################
 # Model
 pretrained_model_name_or_path = $base_model
-method = $method  # qlora | lora
+method = $method  # qlora | lora | full
 torch_dtype = $torch_dtype
 
 # Data: conversation-format JSON built from the card (train/dataset.py)
