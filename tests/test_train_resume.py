@@ -51,11 +51,12 @@ def test_killed_run_resumes_and_finishes(tmp_path):
     assert "train: resuming from iter_" in out, out[-5000:]
     steps = [int(line.split("step ")[1].split("/")[0]) for line in out.splitlines()
              if line.startswith("train: step ")]
-    assert steps and steps[0] > 4 and steps[-1] == 12, steps  # it continued, not restarted
-    assert "resumed epoch: 0, iter: " in (run / "work" / "train.log").read_text()
+    assert steps and steps[0] > 4, steps  # progress lines (every 5 steps) continue past the checkpoint
+    log = (run / "work" / "train.log").read_text()
+    assert "resumed epoch: 0, iter: " in log and "Saving checkpoint at 12 iterations" in log
 
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["resumed_from"].startswith("iter_")
+    assert manifest["resumed_from"].startswith("iter_") and manifest["checkpoint"].endswith("iter_12.pth")
     assert manifest["final_loss"] == manifest["loss_curve"][-1]["loss"] and manifest["final_loss"] > 0
     assert [p["step"] for p in manifest["loss_curve"]] == [5, 10]
     assert set(manifest["timings_s"]) >= {"data", "train", "convert", "merge", "total"}
