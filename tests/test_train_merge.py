@@ -40,6 +40,7 @@ def test_merged_model_equals_base_plus_adapter(tmp_path):
     assert list((tmp_path / "merged").glob("*.safetensors"))
     assert not list((tmp_path / "merged").glob("*.bin"))
     report = json.loads(in_train_env(python, SCRIPT, "compare", tmp_path).strip().splitlines()[-1])
+    print(f"merge equivalence: {report}")  # shown with -s
     assert report["lora_keys_left"] == []
     assert report["base_vs_adapter"] > 0.05, report  # the adapter matters
     assert report["merged_vs_adapter"] < 2e-3 * max(1.0, report["logit_scale"]), report
