@@ -116,8 +116,9 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None
         args += ["--force"]
     result = envs.run_module("train", "train.pipeline", args)
     if result.returncode != 0 or not finished(run):
-        raise CommandError(f"training {persona.id} failed (exit {result.returncode}); "
-                           f"earlier artifacts in {run} are untouched; see the output above")
+        raise CommandError(f"training {persona.id} failed (exit {result.returncode}); see the "
+                           f"output above. A finished model in {run} is only replaced by a "
+                           "successful run; the same command resumes from the last checkpoint")
     return run
 
 

@@ -255,6 +255,8 @@ def train(run: Path, options: TrainOptions, env: dict[str, str], xtuner: str) ->
         say(f"resuming from {resume.name} (an earlier run of the same config and data stopped)")
         command += ["--resume", str(resume)]
     else:
+        if work.is_dir() and last_checkpoint(work):
+            say("the checkpoints in work/ were trained on another config or data: starting over")
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)
