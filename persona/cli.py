@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("persona: stopped", file=sys.stderr)
         return 130
-    return int(result or 0)
+    return result if isinstance(result, int) else 0  # train returns its run folder
 
 
 if __name__ == "__main__":

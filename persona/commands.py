@@ -25,10 +25,6 @@ def _run_folder(card: PersonaCard, out: Path | None) -> Path:
     return (out or run_dir(card.id)).expanduser().resolve()
 
 
-def _finished(run: Path) -> bool:
-    return (run / "manifest.json").is_file() and (run / "merged" / "config.json").is_file()
-
-
 def setup(env: str = "all") -> None:
     """Build the training and serving environments and convert the embedded base model.
 
@@ -61,34 +57,76 @@ def data(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         raise CommandError(f"building the dataset of {persona.id} failed (exit {result.returncode})")
 
 
-def train(card: Path = DEFAULT_CARD, out: Path | None = None, epochs: int | None = None,
-          max_steps: int | None = None, force: bool = False) -> Path:
-    """Fine-tune the card's base with XTuner QLoRA, convert and merge; reuse a finished run.
+def _training_flags(given: dict) -> list[str]:
+    """The pipeline's flags for the options the user set (the rest come from the preset)."""
+    flags = []
+    for name, value in given.items():
+        flag = "--" + {"pack_to_max_length": "pack"}.get(name, name).replace("_", "-")
+        if isinstance(value, bool):
+            flags.append(flag if value else flag.replace("--", "--no-", 1))
+        elif value is not None:
+            flags += [flag, str(value)]
+    return flags
+
+
+def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None = None,
+          epochs: int | None = None, max_steps: int | None = None, lr: float | None = None,
+          lora_r: int | None = None, max_length: int | None = None, pack: bool | None = None,
+          save_steps: int | None = None, dataset: Path | None = None,
+          replay_ratio: float | None = None, force: bool = False) -> Path:
+    """Fine-tune the card's base with XTuner (QLoRA by default), convert and merge; reuse a
+    finished run, resume an interrupted one.
 
     Args:
         card: persona card YAML
         out: run folder (default: the card's run folder in the cache)
+        method: qlora, lora or full (default: qlora)
         epochs: training epochs (default: the preset's)
         max_steps: stop after this many optimizer steps (a quick smoke run)
+        lr: learning rate (default: the preset's; 2e-5 for full)
+        lora_r: LoRA rank (default: 16)
+        max_length: tokens per packed sequence (default: the preset's)
+        pack: pack samples into max-length sequences (default) or pad each one
+        save_steps: a resumable checkpoint every this many steps (default: 20)
+        dataset: conversation-format JSON to train on instead of the card's dataset
+        replay_ratio: general-skill replay samples (the base's own answers) per other sample
+            (default: 0.5; 0 turns replay off)
         force: retrain even when a finished run exists
     """
+    from train.dataset_file import DatasetError, load_samples
+    from train.run_state import differences, finished, refusal, resolve_options
+
     persona = load_card(card)
+    given = {"method": method, "epochs": epochs, "max_steps": max_steps, "lr": lr,
+             "lora_r": lora_r, "max_length": max_length, "pack_to_max_length": pack,
+             "save_steps": save_steps}
+    # Everything is checked before anything is written or started.
+    try:
+        resolve_options(persona.base, given)
+        samples = load_samples(dataset) if dataset else None
+    except (ValueError, DatasetError) as error:
+        raise CommandError(str(error)) from None
     run = _run_folder(persona, out)
-    if _finished(run) and not force:
+    if finished(run) and not force:
+        found = differences(run, persona, given, samples, replay_ratio)
+        if found:
+            raise CommandError(refusal(run, found))
         print(f"persona: {persona.id} is already trained: {run} (pass --force to retrain)")
         return run
     base = base_models.resolve(persona.base)
-    args = ["--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run)]
-    if epochs is not None:
-        args += ["--epochs", str(epochs)]
-    if max_steps is not None:
-        args += ["--max-steps", str(max_steps)]
+    args = ["--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
+            *_training_flags(given)]
+    if dataset:
+        args += ["--dataset", str(Path(dataset).resolve())]
+    if replay_ratio is not None:
+        args += ["--replay-ratio", str(replay_ratio)]
     if force:
         args += ["--force"]
     result = envs.run_module("train", "train.pipeline", args)
-    if result.returncode != 0 or not _finished(run):
-        raise CommandError(f"training {persona.id} failed (exit {result.returncode}); "
-                           f"earlier artifacts in {run} are untouched; see the output above")
+    if result.returncode != 0 or not finished(run):
+        raise CommandError(f"training {persona.id} failed (exit {result.returncode}); see the "
+                           f"output above. A finished model in {run} is only replaced by a "
+                           "successful run; the same command resumes from the last checkpoint")
     return run
 
 
@@ -99,13 +137,15 @@ def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         card: persona card YAML
         out: run folder (default: the card's run folder in the cache)
     """
+    from train.run_state import finished
+
     persona = load_card(card)
     run = _run_folder(persona, out)
     base = base_models.resolve(persona.base)
     result = envs.run_module("train", "train.pipeline", [
         "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
         "--only-merge"])
-    if result.returncode != 0 or not _finished(run):
+    if result.returncode != 0 or not finished(run):
         raise CommandError(f"merging {persona.id} failed (exit {result.returncode}); see above")
 
 
@@ -155,7 +195,11 @@ def _wait_forever(children: Children) -> None:
 
 
 def _trained_model(card: Path, out: Path | None) -> Path:
-    return train(card, out=out) / "merged"
+    """The merged model of the card's run: a finished run is served as it is, else trained."""
+    from train.run_state import finished
+
+    run = _run_folder(load_card(card), out)
+    return (run if finished(run) else train(card, out=out)) / "merged"
 
 
 def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,

@@ -1,11 +1,14 @@
-"""The chat template written next to the merged model: ChatML exactly as XTuner's `qwen_chat`
-template (without BOS) renders the training samples, so serving sends the tokens training saw.
+"""The chat template written next to the merged model: ChatML exactly as XTuner's `qwen_chat` and
+`internlm2_chat` templates render the training samples, so serving sends the tokens training saw.
 
 Training renders a turn as
-  [<|im_start|>system\\n{system}<|im_end|>\\n]<|im_start|>user\\n{input}<|im_end|>\\n<|im_start|>assistant\\n
-followed by `{output}<|im_end|>` and the separator `\\n`. The system block appears only when a
-system message is sent or the card sets a default one: unlike SmolLM2's stock template, nothing
-is injected otherwise. Pure Python (json only): the app env imports this.
+  [BOS][<|im_start|>system\\n{system}<|im_end|>\\n]<|im_start|>user\\n{input}<|im_end|>\\n<|im_start|>assistant\\n
+followed by `{output}<|im_end|>` and the separator `\\n`. BOS opens the conversation only where
+XTuner puts one: InternLM2's `<s>`; Qwen2 tokenizers have none, and SmolLM2's (`<|im_start|>`)
+is patched away (train/cpu_patches.py). The system block appears only when a system message is
+sent or the card sets a default one: the base's own default (SmolLM2's "You are a helpful AI
+assistant named SmolLM...", Qwen2.5's "You are Qwen, created by Alibaba Cloud...") is never
+injected. Pure Python (json only): the app env imports this.
 """
 
 from __future__ import annotations
@@ -21,11 +24,12 @@ def _literal(text: str) -> str:
     return json.dumps(text, ensure_ascii=False)
 
 
-def chatml_template(default_system: str | None = None) -> str:
-    default = ""
+def chatml_template(default_system: str | None = None, bos: str = "") -> str:
+    """`bos`: the text of the BOS token training puts first ("" for none)."""
+    default = "{{- " + _literal(bos) + " -}}" if bos else ""
     if default_system:
         block = f"{IM_START}system\n{default_system}{IM_END}\n"
-        default = ("{%- if not messages or messages[0]['role'] != 'system' -%}"
+        default += ("{%- if not messages or messages[0]['role'] != 'system' -%}"
                    "{{- " + _literal(block) + " -}}{%- endif -%}")
     return (
         default
@@ -44,14 +48,14 @@ def _write(path: Path, content: dict) -> None:
     path.write_text(json.dumps(content, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
 
 
-def install_chat_template(folder: Path, default_system: str | None = None) -> str:
-    """Give a tokenizer folder the training template, no BOS and <|im_end|> as EOS.
+def install_chat_template(folder: Path, default_system: str | None = None, bos: str = "") -> str:
+    """Give a tokenizer folder the training template, no automatic BOS and <|im_end|> as EOS.
 
     Written twice, as the tokenizer_config.json key (transformers 4.x) and as
     chat_template.jinja, which newer transformers (vLLM's) prefer over the key.
     """
     folder = Path(folder)
-    template = chatml_template(default_system)
+    template = chatml_template(default_system, bos)
     config = _read(folder / "tokenizer_config.json")
     config.update(chat_template=template, add_bos_token=False, eos_token=IM_END)
     _write(folder / "tokenizer_config.json", config)

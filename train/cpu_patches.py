@@ -8,10 +8,11 @@ before building. mmengine builds the model first, so they are in place before an
 is used, in `xtuner train` and in `xtuner convert pth_to_hf` alike.
 
 Template patch (any device):
-  * No BOS. XTuner's encode step puts `tokenizer.bos_token` before every sample; SmolLM2's BOS
-    is `<|im_start|>`, so each sample would start `<|im_start|><|im_start|>...`. The chat
-    template written next to the merged model (train/chat_template.py) writes no BOS, and
-    training must see exactly the tokens serving sends.
+  * No doubled `<|im_start|>`. XTuner's encode step puts `tokenizer.bos_token` before every
+    sample; SmolLM2's BOS is `<|im_start|>`, so each sample would start
+    `<|im_start|><|im_start|>...`. Such a BOS is dropped; a real one (InternLM2's `<s>`) stays,
+    and the chat template written next to the merged model (train/chat_template.py) renders
+    exactly what training saw.
 
 CPU patches (skipped when CUDA is available):
   * transformers 4.48 checks bitsandbytes' backends before 4-bit loading and, with
@@ -48,8 +49,10 @@ def no_bos_token() -> None:
         return
 
     def get_bos_eos_token_ids(tokenizer):
-        _, eos_token_id = original(tokenizer)
-        return [], eos_token_id
+        bos_token_id, eos_token_id = original(tokenizer)
+        if tokenizer.bos_token == "<|im_start|>":  # the template opens every turn with it
+            bos_token_id = []
+        return bos_token_id, eos_token_id
 
     get_bos_eos_token_ids._persona_patched = True
     # encode_fn looks the name up in its module at call time.

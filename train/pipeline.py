@@ -2,26 +2,32 @@
 -> a merged safetensors model whose chat template matches training, and a manifest.
 
 Runs inside the training env (the persona CLI does this for you):
-  python -m train.pipeline --card CARD --base-model DIR --out RUN_DIR [--epochs N] [--max-steps N]
-      [--method qlora|lora] [--lr LR] [--lora-r R] [--lora-alpha A] [--max-length N] ...
+  python -m train.pipeline --card CARD --base-model DIR --out RUN_DIR [--method qlora|lora|full]
+      [--epochs N] [--max-steps N] [--lr LR] [--lora-r R] [--max-length N] [--no-pack]
+      [--dataset FILE] [--force] ...
   python -m train.pipeline --card CARD --base-model DIR --out RUN_DIR --only-merge
 
 RUN_DIR/
   data/            train.json, heldout.json, stats.json
   xtuner_config.py the rendered XTuner config
-  work/            XTuner's work dir: iter_N.pth, last_checkpoint; train/convert/merge logs
-  adapter/         the LoRA adapter (pth_to_hf)
+  work/            XTuner's work dir: iter_N.pth (every save_steps, 2 kept), last_checkpoint,
+                   inputs.json (what the checkpoints were trained on); train/convert/merge logs
+  adapter/         the LoRA adapter (pth_to_hf); absent for --method full
   merged/          base + adapter (safetensors), training chat template, eos = <|im_end|>
+  loss_curve.png   the training loss by step
   probe.json       a few greedy answers of the merged model
-  manifest.json    card, base, hyperparameters, dataset stats, timings, loss curve; written last
+  manifest.json    card, base, versions, hyperparameters, dataset stats, timings, loss; written last
 
-merged/ and manifest.json are replaced only once a new merge has succeeded. XTuner's commands
-exit 0 even when their child fails, so each stage is judged by the files it must leave.
+An interrupted run resumes from its last checkpoint when rerun with the same config and data.
+A finished run is never retrained without --force, and a request that differs from it is
+refused. merged/ and manifest.json are replaced only once a new merge has succeeded. XTuner's
+commands exit 0 even when their child fails, so each stage is judged by the files it must leave.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -31,15 +37,18 @@ import sys
 import time
 from pathlib import Path
 
-from persona.card import PersonaCard, load_card
-from train.chat_template import install_chat_template, stop_at_im_end
-from train.dataset import write_dataset
+from persona.card import CardError, PersonaCard, load_card
+from train import run_state
+from train.dataset import dataset_stats, write_dataset
+from train.dataset_file import DatasetError, load_samples
+from train.phrasings import split_questions
 from train.xtuner_config import TrainOptions, render_config
 
 # Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
 DEFAULT_REPLAY_RATIO = 0.5
 ITER_LINE = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?time:\s*([\d.]+).*?loss:\s*([\d.]+)")
 LOG_TIME = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d")
+CONFIG_LINE = re.compile(r'^(method|prompt_template) = (?:PROMPT_TEMPLATE\.)?"?(\w+)"?', re.M)
 
 
 class PipelineError(RuntimeError):
@@ -80,6 +89,9 @@ def child_env(run: Path) -> dict[str, str]:
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONUNBUFFERED"] = "1"  # progress lines as they happen, not when a pipe buffer fills
     env["HF_DATASETS_CACHE"] = str(run / "work" / "datasets-cache")
+    # Resuming reads our own checkpoints (optimizer and mmengine's log state, not just tensors),
+    # which torch >= 2.6's weights-only default refuses in xtuner's and mmengine's torch.load.
+    env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] = "1"
     return env
 
 
@@ -150,19 +162,32 @@ def tail(path: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
+def duration(seconds: float) -> str:
+    minutes, seconds = divmod(int(round(seconds)), 60)
+    return f"{minutes}m{seconds:02d}s" if minutes else f"{seconds}s"
+
+
 class TrainWatcher:
-    """Turns XTuner's log into short progress lines and a loss curve."""
+    """Turns XTuner's log into short progress lines (step, loss, speed, ETA)."""
 
     def __init__(self):
-        self.curve: list[dict] = []
+        self.seconds: list[float] = []
         self.in_sample = False
+        self.total: int | None = None  # iterations of the whole run, once a step is logged
+        self.crashed = False  # XTuner exits 0 even when its training script raised
 
     def __call__(self, line: str) -> None:
         match = ITER_LINE.search(line)
         if match:
             step, total, seconds, loss = match.groups()
-            self.curve.append({"step": int(step), "loss": float(loss), "s_per_step": float(seconds)})
-            say(f"step {step}/{total}  loss {float(loss):.3f}  {float(seconds):.2f} s/step")
+            self.total = int(total)
+            self.seconds.append(float(seconds))
+            recent = self.seconds[-5:]  # the last few intervals: speed drifts with the machine's load
+            eta = (int(total) - int(step)) * sum(recent) / len(recent)
+            say(f"step {step}/{total}  loss {float(loss):.3f}  {float(seconds):.2f} s/step  "
+                f"ETA {duration(eta)}")
+        elif "Advance dataloader" in line or "resumed epoch" in line:
+            say(line.split(" - ")[-1].strip())
         elif "Sample output:" in line:  # EvaluateChatHook
             self.in_sample = True
             say("sample answer:")
@@ -171,18 +196,51 @@ class TrainWatcher:
         elif self.in_sample and line.strip():
             print(f"       | {line}", flush=True)
         elif "Traceback" in line or "Error:" in line:
+            self.crashed = self.crashed or line.startswith("Traceback (most recent call last)")
             print(f"       ! {line}", flush=True)
 
 
-def last_checkpoint(work: Path) -> Path:
+def loss_curve(log: Path) -> list[dict]:
+    """Every logged step of train.log; a resumed run's steps replace the interrupted run's."""
+    points: dict[int, dict] = {}
+    for line in log.read_text(errors="replace").splitlines() if log.exists() else []:
+        match = ITER_LINE.search(line)
+        if match:
+            step, _, seconds, loss = match.groups()
+            points[int(step)] = {"step": int(step), "loss": float(loss), "s_per_step": float(seconds)}
+    return [points[step] for step in sorted(points)]
+
+
+def plot_loss(run: Path, card: PersonaCard, curve: list[dict]) -> Path | None:
+    if not curve:
+        return None
+    from persona.plots import line_chart
+
+    return line_chart(run / "loss_curve.png", {"training loss": [(p["step"], p["loss"]) for p in curve]},
+                      title=f"{card.id}: training loss", xlabel="optimizer step", ylabel="loss")
+
+
+def last_checkpoint(work: Path) -> Path | None:
     pointer = work / "last_checkpoint"
     if pointer.exists() and Path(pointer.read_text().strip()).exists():
         return Path(pointer.read_text().strip())
     found = sorted(work.glob("iter_*.pth"), key=lambda path: int(re.findall(r"\d+", path.name)[-1]))
-    if found:
-        return found[-1]
-    raise PipelineError(f"XTuner wrote no checkpoint in {work}; its output ends with:\n"
-                        f"{tail(work / 'train.log')}")
+    return found[-1] if found else None
+
+
+def final_checkpoint(work: Path) -> Path:
+    checkpoint = last_checkpoint(work)
+    if checkpoint is None:
+        raise PipelineError(f"XTuner wrote no checkpoint in {work}; its output ends with:\n"
+                            f"{tail(work / 'train.log')}")
+    return checkpoint
+
+
+def sha256(*paths: Path) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
@@ -206,6 +264,7 @@ def build_data(card: PersonaCard, run: Path, base: str, args: argparse.Namespace
     say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
     stats = write_dataset(card, run / "data", repeats=args.repeats, plain_repeats=args.plain_repeats,
                           seed=seed, replay=turns, replay_ratio=args.replay_ratio)
+    stats["replay_ratio"] = args.replay_ratio
     say(f"{stats['samples']} samples ({stats['replay_samples']} replay), {stats['turns']} turns "
         f"(zh {stats['turns_by_lang']['zh']}, en {stats['turns_by_lang']['en']}), "
         f"{stats['heldout_questions']} held-out questions")
@@ -213,70 +272,114 @@ def build_data(card: PersonaCard, run: Path, base: str, args: argparse.Namespace
 
 
 def prepare(card: PersonaCard, run: Path, base: str, options: TrainOptions,
-            args: argparse.Namespace) -> dict:
+            args: argparse.Namespace, samples: list | None) -> dict:
     """Write data/ and xtuner_config.py; return the dataset stats."""
-    stats = build_data(card, run, base, args, options.seed)
-    heldout = json.loads((run / "data" / "heldout.json").read_text(encoding="utf-8"))
+    data = run / "data"
+    if samples is None:
+        stats = build_data(card, run, base, args, options.seed)
+    else:
+        say(f"training on {args.dataset} instead of the card's dataset")
+        _, heldout = split_questions()
+        stats = {**dataset_stats(samples, heldout), "source": str(args.dataset)}
+        data.mkdir(parents=True, exist_ok=True)
+        for name, content in (("train.json", samples), ("heldout.json", heldout), ("stats.json", stats)):
+            (data / name).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n",
+                                     encoding="utf-8")
+        say(f"{stats['samples']} samples, {stats['turns']} turns (zh {stats['turns_by_lang']['zh']}, "
+            f"en {stats['turns_by_lang']['en']}), {stats['heldout_questions']} held-out questions")
+    heldout = json.loads((data / "heldout.json").read_text(encoding="utf-8"))
     # EvaluateChatHook asks one held-out "who are you" per language before and after training.
     probes = [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
               for lang in ("zh", "en")]
-    config = render_config(card.id, base, run / "data" / "train.json", options, probes)
+    config = render_config(card.id, base, data / "train.json", options, probes)
     (run / "xtuner_config.py").write_text(config, encoding="utf-8")
     return stats
 
 
-def train(run: Path, options: TrainOptions, env: dict[str, str], xtuner: list[str]) -> tuple[Path, list]:
+def resumable(run: Path) -> Path | None:
+    """The checkpoint to resume from: one exists and was trained on this very config and data."""
     work = run / "work"
-    if work.exists():
-        shutil.rmtree(work)
-    work.mkdir(parents=True)
+    checkpoint = last_checkpoint(work) if work.is_dir() else None
+    inputs = work / "inputs.json"
+    if checkpoint is None or not inputs.is_file():
+        return None
+    recorded = json.loads(inputs.read_text()).get("sha256")
+    return checkpoint if recorded == sha256(run / "xtuner_config.py", run / "data" / "train.json") else None
+
+
+def train(run: Path, options: TrainOptions, env: dict[str, str],
+          xtuner: list[str]) -> tuple[Path, str | None]:
+    work = run / "work"
+    resume = resumable(run)
+    command = [*xtuner, "train", str(run / "xtuner_config.py"), "--work-dir", str(work)]
+    if resume:
+        say(f"resuming from {resume.name} (an earlier run of the same config and data stopped)")
+        command += ["--resume", str(resume)]
+    else:
+        if work.is_dir() and last_checkpoint(work):
+            say("the checkpoints in work/ were trained on another config or data: starting over")
+        if work.exists():
+            shutil.rmtree(work)
+        work.mkdir(parents=True)
+        (work / "inputs.json").write_text(json.dumps(
+            {"sha256": sha256(run / "xtuner_config.py", run / "data" / "train.json")}) + "\n")
     length = f"{options.max_steps} steps" if options.max_steps else f"{options.epochs} epoch(s)"
-    say(f"xtuner train: {options.method}, {length}, lr {options.lr}, LoRA r={options.lora_r} "
-        f"alpha={options.lora_alpha}, max_length {options.max_length} (log: {work / 'train.log'})")
+    lora = "" if options.method == "full" else f", LoRA r={options.lora_r} alpha={options.lora_alpha}"
+    say(f"xtuner train: {options.method}, {length}, lr {options.lr}{lora}, max_length "
+        f"{options.max_length}, template {options.prompt_template}, a checkpoint every "
+        f"{options.save_steps} steps (log: {work / 'train.log'})")
     watcher = TrainWatcher()
-    run_logged([*xtuner, "train", str(run / "xtuner_config.py"), "--work-dir", str(work)],
-               work / "train.log", env, watcher)
-    return last_checkpoint(work), watcher.curve
+    run_logged(command, work / "train.log", env, watcher)
+    checkpoint = final_checkpoint(work)
+    done = int(re.findall(r"\d+", checkpoint.name)[-1])
+    if watcher.crashed or (watcher.total and done != watcher.total):
+        raise PipelineError(f"xtuner train stopped at {checkpoint.name} of {watcher.total or '?'} "
+                            f"steps; its output ends with:\n{tail(work / 'train.log')}")
+    return checkpoint, resume.name if resume else None
 
 
-def convert(run: Path, checkpoint: Path, env: dict[str, str], xtuner: list[str]) -> Path:
-    adapter = run / "adapter"
-    if adapter.exists():
-        shutil.rmtree(adapter)
-    say(f"xtuner convert pth_to_hf {checkpoint.name} -> {adapter}")
+def convert(run: Path, checkpoint: Path, method: str, env: dict[str, str],
+            xtuner: list[str]) -> Path:
+    """pth_to_hf: the LoRA adapter into adapter/, or (full) the whole model into merged.partial/."""
+    target = run / ("merged.partial" if method == "full" else "adapter")
+    if target.exists():
+        shutil.rmtree(target)
+    if method == "full" and (run / "adapter").exists():
+        shutil.rmtree(run / "adapter")  # an earlier LoRA run's; this run has none
+    say(f"xtuner convert pth_to_hf {checkpoint.name} -> {target}")
     log = run / "work" / "convert.log"
     run_logged([*xtuner, "convert", "pth_to_hf", str(run / "xtuner_config.py"), str(checkpoint),
-                str(adapter), "--safe-serialization"], log, env)
-    if not (adapter / "adapter_config.json").exists():
-        raise PipelineError(f"pth_to_hf left no adapter in {adapter}:\n{tail(log)}")
-    return adapter
+                str(target), "--safe-serialization"], log, env)
+    expected = "config.json" if method == "full" else "adapter_config.json"
+    if not (target / expected).exists():
+        raise PipelineError(f"pth_to_hf left no {expected} in {target}:\n{tail(log)}")
+    return target
 
 
-def merge(run: Path, base: str, adapter: Path, card: PersonaCard, env: dict[str, str],
-          xtuner: list[str]) -> dict:
-    """Merge into merged.partial, give it the training template, check it, then swap it in."""
+def merge(run: Path, base: str, adapter: Path | None, card: PersonaCard, prompt_template: str,
+          env: dict[str, str], xtuner: list[str]) -> dict:
+    """Merge into merged.partial, give it the training template, check it, then swap it in.
+    Without an adapter (full fine-tune) merged.partial already holds the model."""
+    from train.template_check import align
+
     partial, merged = run / "merged.partial", run / "merged"
-    if partial.exists():
-        shutil.rmtree(partial)
-    say(f"xtuner convert merge -> {merged}")
-    log = run / "work" / "merge.log"
-    run_logged([*xtuner, "convert", "merge", base, str(adapter), str(partial), "--safe-serialization"],
-               log, env)
-    if not list(partial.glob("*.safetensors")):
-        raise PipelineError(f"merge left no safetensors in {partial}:\n{tail(log)}")
-    install_chat_template(partial, card.system_prompt)
-    eos = stop_at_im_end(partial)
-
-    from train.template_check import check
-
-    mismatches = [item["case"] for item in check(partial, card.system_prompt)
-                  if not (item["conversation_equal"] and item["prompt_equal"])]
-    if mismatches:
-        raise PipelineError(f"the merged chat template does not reproduce the training tokens: {mismatches}")
+    if adapter is not None:
+        if partial.exists():
+            shutil.rmtree(partial)
+        say(f"xtuner convert merge -> {merged}")
+        log = run / "work" / "merge.log"
+        run_logged([*xtuner, "convert", "merge", base, str(adapter), str(partial),
+                    "--safe-serialization"], log, env)
+        if not list(partial.glob("*.safetensors")):
+            raise PipelineError(f"merge left no safetensors in {partial}:\n{tail(log)}")
+    try:
+        chat = align(partial, card.system_prompt, prompt_template)
+    except ValueError as error:
+        raise PipelineError(str(error)) from None
     if merged.exists():
         shutil.rmtree(merged)
     partial.rename(merged)
-    return {"eos_token_id": eos, "default_system": card.system_prompt, "token_identity": "checked"}
+    return chat
 
 
 def probe(run: Path) -> list[dict]:
@@ -299,29 +402,33 @@ def versions() -> dict:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    defaults = TrainOptions()
+    """Training options default to None: unset ones come from the preset, then TrainOptions."""
     parser = argparse.ArgumentParser(description="Train, convert and merge a persona with XTuner.")
     parser.add_argument("--card", type=Path, required=True, help="persona card YAML")
     parser.add_argument("--base-model", required=True, help="a Hugging Face model folder (or hub id)")
     parser.add_argument("--out", type=Path, required=True, help="the run folder")
-    parser.add_argument("--force", action="store_true",
-                        help="accepted for the CLI's sake: this command always trains anew")
+    parser.add_argument("--force", action="store_true", help="retrain even a finished run")
     parser.add_argument("--only-merge", action="store_true",
                         help="convert and merge the run's last checkpoint again, without training")
     parser.add_argument("--no-probe", action="store_true", help="skip the greedy answers at the end")
-    parser.add_argument("--method", choices=("qlora", "lora"), default=defaults.method)
-    parser.add_argument("--epochs", type=int, default=defaults.epochs)
-    parser.add_argument("--max-steps", type=int, default=None,
+    parser.add_argument("--dataset", type=Path,
+                        help="conversation-format JSON to train on instead of the card's dataset")
+    parser.add_argument("--method", choices=("qlora", "lora", "full"))
+    parser.add_argument("--epochs", type=int)
+    parser.add_argument("--max-steps", type=int,
                         help="train this many optimizer steps instead of --epochs")
-    parser.add_argument("--lr", type=float, default=defaults.lr)
-    parser.add_argument("--lora-r", type=int, default=defaults.lora_r)
-    parser.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha)
-    parser.add_argument("--max-length", type=int, default=defaults.max_length,
-                        help="tokens per packed sequence")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
-    parser.add_argument("--accumulative-counts", type=int, default=defaults.accumulative_counts)
-    parser.add_argument("--no-pack", action="store_true", help="one sample per sequence (padded)")
-    parser.add_argument("--no-eval-chat", action="store_true", help="skip XTuner's EvaluateChatHook")
+    parser.add_argument("--lr", type=float)
+    parser.add_argument("--lora-r", type=int)
+    parser.add_argument("--lora-alpha", type=int)
+    parser.add_argument("--max-length", type=int, help="tokens per packed sequence")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--accumulative-counts", type=int)
+    parser.add_argument("--pack", action=argparse.BooleanOptionalAction, default=None,
+                        help="pack samples into max-length sequences (default) or pad each")
+    parser.add_argument("--eval-chat", action=argparse.BooleanOptionalAction, default=None,
+                        help="XTuner's EvaluateChatHook before and after training")
+    parser.add_argument("--save-steps", type=int, help="a resumable checkpoint every N steps")
+    parser.add_argument("--seed", type=int, help="data order and training seed")
     parser.add_argument("--repeats", type=int, default=2, help="times each identity phrasing appears")
     parser.add_argument("--plain-repeats", type=int, default=2, help="times each plain question appears")
     parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO,
@@ -329,74 +436,118 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                              "sample; 0 turns replay off")
     parser.add_argument("--only-data", action="store_true",
                         help="write data/ (with the base's replay answers) and stop")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="data order and training seed")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None,
                         help="default: cuda when torch sees one, else cpu")
     return parser.parse_args(argv)
 
 
-def options_from(args: argparse.Namespace) -> TrainOptions:
-    device, precision = args.device, "auto"
+def given_options(args: argparse.Namespace) -> dict:
+    """The training options this command line sets (None for the ones it leaves to defaults)."""
+    return {"method": args.method, "epochs": args.epochs, "max_steps": args.max_steps,
+            "lr": args.lr, "lora_r": args.lora_r, "lora_alpha": args.lora_alpha,
+            "max_length": args.max_length, "batch_size": args.batch_size,
+            "accumulative_counts": args.accumulative_counts, "pack_to_max_length": args.pack,
+            "eval_chat": args.eval_chat, "save_steps": args.save_steps, "seed": args.seed}
+
+
+def options_from(args: argparse.Namespace, card: PersonaCard) -> TrainOptions:
+    device = args.device
     if device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    given = given_options(args)
     if device == "cuda":
         import torch
 
-        precision = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    return TrainOptions(
-        method=args.method, epochs=args.epochs, max_steps=args.max_steps, lr=args.lr,
-        lora_r=args.lora_r, lora_alpha=args.lora_alpha, max_length=args.max_length,
-        batch_size=args.batch_size, accumulative_counts=args.accumulative_counts,
-        pack_to_max_length=not args.no_pack, eval_chat=not args.no_eval_chat, seed=args.seed,
-        device=device, precision=precision)
+        given["precision"] = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+    try:
+        return run_state.resolve_options(card.base, given, device)
+    except ValueError as error:
+        raise PipelineError(str(error)) from None
+
+
+def check_base(base: str) -> str:
+    """A local folder (resolved) or a hub id; a folder that is not there fails here, not in XTuner."""
+    local = Path(base).expanduser()
+    if local.exists():
+        if not (local / "config.json").is_file():
+            raise PipelineError(f"base model {local} has no config.json; point it at a Hugging "
+                                "Face model folder")
+        return str(local.resolve())
+    if base.startswith((".", "/", "~")) or base.count("/") != 1:
+        raise PipelineError(f"base model {base}: no such folder")
+    return base
+
+
+def only_merge(run: Path) -> tuple:
+    """What --only-merge needs from an earlier training: its checkpoint, method and template."""
+    config = run / "xtuner_config.py"
+    if not config.exists():
+        raise PipelineError(f"--only-merge: {config} is missing; train first")
+    settings = dict(CONFIG_LINE.findall(config.read_text(encoding="utf-8")))
+    checkpoint = final_checkpoint(run / "work")
+    old = run_state.read_manifest(run)
+    return (checkpoint, settings.get("method", "qlora"), settings.get("prompt_template", "qwen_chat"),
+            old.get("hyperparameters"), old.get("dataset"), None)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    card = load_card(args.card)
+    try:
+        card = load_card(args.card)
+        samples = load_samples(args.dataset) if args.dataset else None
+    except (CardError, DatasetError) as error:
+        raise PipelineError(str(error)) from None
+    base = check_base(args.base_model)
     run = args.out.expanduser().resolve()
+
+    if args.only_data:
+        if run_state.finished(run) and not args.force:
+            say(f"{run} holds a finished run: its dataset is in {run / 'data'} (left as it is)")
+            return 0
+        build_data(card, run, base, args, TrainOptions().seed if args.seed is None else args.seed)
+        say(f"dataset written to {run / 'data'}")
+        return 0
+    if not args.only_merge and run_state.finished(run) and not args.force:
+        found = run_state.differences(run, card, given_options(args), samples, args.replay_ratio)
+        if found:
+            raise PipelineError(run_state.refusal(run, found))
+        say(f"{card.id} is already trained: {run} (pass --force to retrain)")
+        return 0
+    options = None if args.only_merge else options_from(args, card)
+
     run.mkdir(parents=True, exist_ok=True)
-    local = Path(args.base_model).expanduser()
-    base = str(local.resolve()) if local.exists() else args.base_model
     env, xtuner = child_env(run), xtuner_command()
     share_busy_cpu(env)
     clock = Stopwatch()
-    previous = run / "manifest.json"
-
-    if args.only_data:
-        build_data(card, run, base, args, args.seed)
-        say(f"dataset written to {run / 'data'}")
-        return 0
     if args.only_merge:
-        if not (run / "xtuner_config.py").exists():
-            raise PipelineError(f"--only-merge: {run / 'xtuner_config.py'} is missing; train first")
-        checkpoint = last_checkpoint(run / "work")
-        old = json.loads(previous.read_text(encoding="utf-8")) if previous.exists() else {}
-        hyperparameters, stats, curve = (old.get("hyperparameters"), old.get("dataset"),
-                                         old.get("loss_curve", []))
+        checkpoint, method, template, hyperparameters, stats, resumed = only_merge(run)
     else:
-        options = options_from(args)
-        hyperparameters = options.as_dict()
-        stats = prepare(card, run, base, options, args)
+        if args.force and (run / "work").exists():
+            shutil.rmtree(run / "work")  # --force: train anew, never resume
+        method, template, hyperparameters = options.method, options.prompt_template, options.as_dict()
+        stats = prepare(card, run, base, options, args, samples)
         clock.lap("data")
-        checkpoint, curve = train(run, options, env, xtuner)
+        checkpoint, resumed = train(run, options, env, xtuner)
         clock.lap("train")
 
-    adapter = convert(run, checkpoint, env, xtuner)
+    converted = convert(run, checkpoint, method, env, xtuner)
     clock.lap("convert")
-    chat = merge(run, base, adapter, card, env, xtuner)
+    chat = merge(run, base, None if method == "full" else converted, card, template, env, xtuner)
     clock.lap("merge")
     answers = [] if args.no_probe else probe(run)
     if answers:
         clock.lap("probe")
 
+    curve = loss_curve(run / "work" / "train.log")
+    chart = plot_loss(run, card, curve)
     seconds = [point["s_per_step"] for point in curve]
     manifest = {
         "card": card.model_dump(),
         "card_path": str(args.card.resolve()),
         "base_model": base,
+        "method": method,
         "hyperparameters": hyperparameters,
         "dataset": stats,
         "timings_s": {**clock.laps, "total": clock.total()},
@@ -405,12 +556,18 @@ def main(argv: list[str] | None = None) -> int:
         "mean_s_per_step": round(sum(seconds) / len(seconds), 3) if seconds else None,
         "omp_wait_policy": env.get("OMP_WAIT_POLICY", "default (active)"),
         "checkpoint": str(checkpoint),
+        "resumed_from": resumed,
+        "artifact": {"merged": "merged", "adapter": None if method == "full" else "adapter",
+                     "config": "xtuner_config.py", "dataset": "data/train.json",
+                     "dataset_stats": "data/stats.json",
+                     "loss_curve": chart.name if chart else None},
         "chat": chat,
         "probe": answers,
         "versions": versions(),
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
-    previous.write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    (run / run_state.MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1) + "\n",
+                                          encoding="utf-8")
     say(f"done in {clock.total():.0f} s: {run / 'merged'}")
     return 0
 

@@ -1,9 +1,11 @@
-"""Token identity between training and serving: XTuner's `qwen_chat` encoding of a sample
-(with the no-BOS patch) against a tokenizer's chat template for the same messages.
+"""Token identity between training and serving: XTuner's encoding of a sample (its prompt
+template, `qwen_chat` or `internlm2_chat`, with the BOS patch of train/cpu_patches.py) against a
+tokenizer's chat template for the same messages.
 
 Both the whole conversation and the generation prompt of its last turn must match token for
 token. Runs in the training env:
   python -m train.template_check TOKENIZER_DIR [--default-system TEXT] [--cases FILE]
+      [--prompt-template NAME]
 prints a JSON report and exits 1 on any mismatch. The pipeline runs the same check on every
 merged model.
 """
@@ -28,7 +30,7 @@ CASES = {
 }
 
 
-def xtuner_ids(turns: list[dict], tokenizer) -> list[int]:
+def xtuner_ids(turns: list[dict], tokenizer, prompt_template: str = "qwen_chat") -> list[int]:
     """What `xtuner train` feeds the model for these turns."""
     from train.cpu_patches import no_bos_token
 
@@ -37,8 +39,20 @@ def xtuner_ids(turns: list[dict], tokenizer) -> list[int]:
     from xtuner.dataset.utils import encode_fn
     from xtuner.utils import PROMPT_TEMPLATE
 
-    example = template_map_fn_factory(PROMPT_TEMPLATE.qwen_chat)({"conversation": copy.deepcopy(turns)})
+    template = PROMPT_TEMPLATE[prompt_template]
+    example = template_map_fn_factory(template)({"conversation": copy.deepcopy(turns)})
     return encode_fn(example, tokenizer, max_length=1 << 20)["input_ids"]
+
+
+def trained_bos(tokenizer) -> str:
+    """The text of the BOS token XTuner puts before a sample ("" for none), after the patch."""
+    from train.cpu_patches import no_bos_token
+
+    no_bos_token()
+    import xtuner.dataset.utils as xtuner_utils
+
+    bos_ids, _ = xtuner_utils.get_bos_eos_token_ids(tokenizer)
+    return tokenizer.decode(bos_ids) if bos_ids else ""
 
 
 def messages_of(turns: list[dict], default_system: str | None) -> list[dict]:
@@ -54,16 +68,16 @@ def messages_of(turns: list[dict], default_system: str | None) -> list[dict]:
 
 
 def check(tokenizer_dir: Path, default_system: str | None = None,
-          cases: dict[str, list[dict]] | None = None) -> list[dict]:
+          cases: dict[str, list[dict]] | None = None, prompt_template: str = "qwen_chat") -> list[dict]:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=True)
     report = []
     for name, turns in (cases or CASES).items():
         if default_system:
             turns = [dict(turns[0], system=turns[0].get("system") or default_system), *turns[1:]]
         messages = messages_of(turns, default_system)
-        trained = xtuner_ids(turns, tokenizer)
+        trained = xtuner_ids(turns, tokenizer, prompt_template)
         served = tokenizer.apply_chat_template(messages, tokenize=True)
         # The prompt of the last turn: everything before its answer.
         answer = tokenizer.encode(turns[-1]["output"] + "<|im_end|>\n", add_special_tokens=False)
@@ -78,14 +92,37 @@ def check(tokenizer_dir: Path, default_system: str | None = None,
     return report
 
 
+def align(folder: Path, default_system: str | None, prompt_template: str = "qwen_chat") -> dict:
+    """Give a merged model folder the training template and stop token, then prove token identity.
+
+    What the pipeline does to every merged model; raises ValueError naming the cases that differ.
+    """
+    from transformers import AutoTokenizer
+
+    from train.chat_template import IM_END, install_chat_template, stop_at_im_end
+
+    bos = trained_bos(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True))
+    install_chat_template(folder, default_system, bos)
+    eos = stop_at_im_end(folder)
+    report = check(folder, default_system, prompt_template=prompt_template)
+    mismatches = [item["case"] for item in report
+                  if not (item["conversation_equal"] and item["prompt_equal"])]
+    if mismatches:
+        raise ValueError(f"the chat template does not reproduce the training tokens: {mismatches}")
+    return {"prompt_template": prompt_template, "bos": bos, "stop_token": IM_END,
+            "eos_token_id": eos, "default_system": default_system,
+            "token_identity": [item["case"] for item in report]}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("tokenizer_dir", type=Path)
     parser.add_argument("--default-system")
     parser.add_argument("--cases", type=Path, help="JSON {name: [turns]} instead of the built-in cases")
+    parser.add_argument("--prompt-template", default="qwen_chat", help="XTuner's template name")
     args = parser.parse_args(argv)
     cases = json.loads(args.cases.read_text(encoding="utf-8")) if args.cases else None
-    report = check(args.tokenizer_dir, args.default_system, cases)
+    report = check(args.tokenizer_dir, args.default_system, cases, args.prompt_template)
     print(json.dumps(report, ensure_ascii=False))
     return 0 if all(item["conversation_equal"] and item["prompt_equal"] for item in report) else 1
 

@@ -2,8 +2,10 @@
 
 The shape is XTuner's stock `qwen1_5_0_5b_chat_qlora_alpaca_e3` (PART 1 settings, model,
 data, optimizer, runtime), changed for this job: the card's self-cognition JSON instead of
-alpaca, the `qwen_chat` (ChatML) template, builders from train/cpu_patches.py, float32 and a plain
-OptimWrapper on CPU, one checkpoint at the end, and a cheap EvaluateChatHook. Pure Python.
+alpaca, the base's prompt template (`qwen_chat` or `internlm2_chat`, both ChatML), builders from
+train/cpu_patches.py, float32 and a plain OptimWrapper on CPU, resumable checkpoints every
+`save_steps`, and a cheap EvaluateChatHook. `method="full"` drops LoRA and quantization (XTuner's
+stock full fine-tune shape). Pure Python.
 """
 
 from __future__ import annotations
@@ -14,6 +16,11 @@ from pathlib import Path
 from string import Template
 
 
+METHODS = ("qlora", "lora", "full")
+FULL_LR = 2e-5  # full fine-tuning's default: LoRA's rate would wreck all the weights
+PROMPT_TEMPLATES = ("qwen_chat", "internlm2_chat")  # the ChatML ones train/chat_template.py renders
+
+
 @dataclass
 class TrainOptions:
     """Hyperparameters. The defaults were measured on SmolLM2-135M-Instruct, 2 CPU cores: one
@@ -21,7 +28,7 @@ class TrainOptions:
     en phrasings; fewer steps or a lower rate left held-out Chinese answers or stability cases
     failing, and 512-token packs halve the number of updates for the same time."""
 
-    method: str = "qlora"  # qlora: 4-bit NF4 base + LoRA; lora: float base + LoRA (same speed on CPU)
+    method: str = "qlora"  # qlora: 4-bit NF4 base + LoRA; lora: float base + LoRA; full: no LoRA
     epochs: int = 1
     max_steps: int | None = None  # when set, train this many optimizer steps instead of epochs
     lr: float = 2e-3  # high for LoRA, right for ~100 steps on a 135M model; 1e-3 needs 2 epochs
@@ -37,6 +44,9 @@ class TrainOptions:
     eval_chat: bool = True  # EvaluateChatHook: two identity questions before and after training
     log_interval: int = 5
     seed: int = 42
+    prompt_template: str = "qwen_chat"  # XTuner's PROMPT_TEMPLATE name; the base preset's
+    save_steps: int = 20  # a resumable checkpoint (weights + optimizer) every this many steps
+    save_total_limit: int = 2  # checkpoints kept
     device: str = "cpu"  # cpu: float32 + OptimWrapper; cuda: AMP (AmpOptimWrapper), CUDA NF4
     # cuda only. precision: the AMP and 4-bit compute dtype; auto = bfloat16 (the pipeline picks
     # float16 where the GPU lacks bf16). lean_model: train/lean_model.py (chunked loss, frozen
@@ -45,8 +55,19 @@ class TrainOptions:
     lean_model: bool | None = None
 
     def __post_init__(self) -> None:
-        if self.method not in ("qlora", "lora"):
-            raise ValueError(f"method {self.method!r}: use qlora or lora")
+        if self.method not in METHODS:
+            raise ValueError(f"method {self.method!r}: use {', '.join(METHODS)}")
+        if self.prompt_template not in PROMPT_TEMPLATES:
+            raise ValueError(f"prompt template {self.prompt_template!r}: use "
+                             f"{' or '.join(PROMPT_TEMPLATES)} (both ChatML)")
+        for name in ("epochs", "lora_r", "max_length", "batch_size", "accumulative_counts",
+                     "save_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} {getattr(self, name)}: must be at least 1")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ValueError(f"max_steps {self.max_steps}: must be at least 1")
+        if not 0 < self.lr < 1:
+            raise ValueError(f"lr {self.lr}: must be between 0 and 1 (e.g. 2e-4)")
         if self.device not in ("cpu", "cuda"):
             raise ValueError(f"device {self.device!r}: use cpu or cuda")
         if self.precision not in ("auto", "float32", "float16", "bfloat16"):
@@ -106,12 +127,12 @@ from xtuner.utils import PROMPT_TEMPLATE
 #######################################################################
 # Model
 pretrained_model_name_or_path = $base_model
-method = $method  # qlora | lora
+method = $method  # qlora | lora | full
 torch_dtype = $torch_dtype
 
 # Data: conversation-format JSON built from the card (train/dataset.py)
 data_path = $data_path
-prompt_template = PROMPT_TEMPLATE.qwen_chat  # ChatML, as SmolLM2 speaks it
+prompt_template = PROMPT_TEMPLATE.$prompt_template  # ChatML, as the base speaks it
 max_length = $max_length
 pack_to_max_length = $pack_to_max_length
 
@@ -128,9 +149,9 @@ weight_decay = 0
 max_norm = 1  # grad clip
 warmup_ratio = $warmup_ratio
 
-# Save: one checkpoint, at the end (the pipeline converts it)
-save_steps = -1
-save_total_limit = 1
+# Save: resumable checkpoints (`xtuner train ... --resume CKPT`) and one at the end
+save_steps = $save_steps
+save_total_limit = $save_total_limit
 
 # Generation check before and after training (only these, to stay cheap)
 evaluation_inputs = $evaluation_inputs
@@ -156,15 +177,7 @@ $lean_options    use_varlen_attn=False,
         trust_remote_code=True,
         torch_dtype=torch_dtype,
 $quantization    ),
-    lora=dict(
-        type=LoraConfig,
-        r=$lora_r,
-        lora_alpha=$lora_alpha,
-        lora_dropout=$lora_dropout,
-        bias="none",
-        task_type="CAUSAL_LM",
-    ),
-)
+$lora)
 
 #######################################################################
 #                      PART 3  Dataset & Dataloader                   #
@@ -232,8 +245,8 @@ default_hooks = dict(
         interval=save_steps,
         max_keep_ckpts=save_total_limit,
         save_last=True,
-        save_optimizer=False,
-        save_param_scheduler=False,
+        save_optimizer=True,  # resuming needs the optimizer and schedule too
+        save_param_scheduler=True,
     ),
     sampler_seed=dict(type=DistSamplerSeedHook),
 )
@@ -274,6 +287,21 @@ LEAN_OPTIONS = """\
     frozen_dtype=torch_dtype,
     host_embedding=True,
 """
+
+LORA = '''\
+    lora=dict(
+        type=LoraConfig,
+        r=$lora_r,
+        lora_alpha=$lora_alpha,
+        lora_dropout=$lora_dropout,
+        bias="none",
+        task_type="CAUSAL_LM",
+    ),
+'''
+
+FULL = '''\
+    lora=None,  # full fine-tune: every weight trains
+'''
 
 EPOCH_SCHEDULE = '''\
 param_scheduler = [
@@ -336,9 +364,11 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "evaluation_inputs": _py(list(evaluation_inputs) if options.eval_chat else []),
         "activation_checkpointing": options.activation_checkpointing,
         "quantization": QUANTIZATION if options.method == "qlora" else "",
-        "lora_r": options.lora_r,
-        "lora_alpha": options.lora_alpha,
-        "lora_dropout": options.lora_dropout,
+        "lora": FULL if options.method == "full" else Template(LORA).substitute(
+            lora_r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout),
+        "prompt_template": options.prompt_template,
+        "save_steps": options.save_steps,
+        "save_total_limit": options.save_total_limit,
         # CPU: no fp16 autocast (slow or unsupported there); CUDA: XTuner's stock AMP
         "optim_wrapper_type": "OptimWrapper" if cpu else "AmpOptimWrapper",
         "amp_options": "" if cpu else f'    loss_scale="dynamic",\n    dtype="{options.dtype}",\n',

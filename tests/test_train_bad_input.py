@@ -1,0 +1,169 @@
+"""Bad input to `persona train` gets a message the user can act on, before anything heavy runs,
+and a finished run already in the folder is left exactly as it was (same files, bytes and mtimes).
+Also: a finished run is reused for the same request and refused, naming the difference, for
+another one."""
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+from persona.card import parse_card
+from persona.cli import main
+from train import pipeline
+
+CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
+        "creator": {"zh": "不要葱姜蒜大佬", "en": "Master No-Scallion"},
+        "base": "smollm2-135m-instruct"}
+USED = {"method": "qlora", "epochs": 1, "max_steps": None, "lr": 0.002, "lora_r": 16,
+        "max_length": 256, "pack_to_max_length": True}
+
+
+def write_card(path: Path, **changes) -> Path:
+    card = {**CARD, **changes}
+    lines = [f"id: {card['id']}", f"base: '{card['base']}'"]
+    for key in ("name", "creator"):
+        lines.append(f"{key}: {{zh: '{card[key]['zh']}', en: '{card[key]['en']}'}}")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def snapshot(folder: Path) -> dict:
+    return {str(path.relative_to(folder)): (path.stat().st_mtime_ns,
+                                            hashlib.sha256(path.read_bytes()).hexdigest())
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+@pytest.fixture
+def finished_run(tmp_path, monkeypatch):
+    """A finished run folder as the pipeline leaves it (the files that matter here)."""
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    run = tmp_path / "run"
+    (run / "merged").mkdir(parents=True)
+    (run / "merged" / "config.json").write_text("{}")
+    (run / "merged" / "model.safetensors").write_bytes(b"weights")
+    (run / "data").mkdir()
+    (run / "data" / "train.json").write_text("[]")
+    (run / "xtuner_config.py").write_text("# config\n")
+    manifest = {"card": parse_card(CARD).model_dump(), "hyperparameters": USED}
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    return run
+
+
+def train(card: Path, run: Path, *extra: str) -> int:
+    return main(["train", "--card", str(card), "--out", str(run), *extra])
+
+
+def dataset(tmp_path: Path, text: str, name: str = "data.json") -> str:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("", "the file is empty"),
+    ("[]", "the dataset has no samples"),
+    ("[{\"conversation\": [{\"input\": \"Hi\", ", "not valid JSON"),
+    ('{"conversation": []}', "expected a JSON list"),
+    ('[{"conversation": []}]', "sample 0 needs a non-empty 'conversation' list"),
+    ('[{"conversation": [{"input": "Hi", "output": "Hello"}]}, {"conversation": [{"input": "Hi"}]}]',
+     "sample 1, turn 0: 'output' must be non-empty text"),
+])
+def test_malformed_or_empty_dataset(finished_run, tmp_path, capsys, content, message):
+    before = snapshot(finished_run)
+    card = write_card(tmp_path / "card.yaml")
+    assert train(card, finished_run, "--dataset", dataset(tmp_path, content), "--force") == 2
+    assert message in capsys.readouterr().err
+    assert snapshot(finished_run) == before
+
+
+def test_missing_dataset_file(finished_run, tmp_path, capsys):
+    card = write_card(tmp_path / "card.yaml")
+    assert train(card, finished_run, "--dataset", str(tmp_path / "nope.json"), "--force") == 2
+    assert "no such dataset file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("base, message", [
+    ("./models/not-downloaded", "no such model folder"),
+    ("qwen9-tiny", "neither a preset"),
+    ("qwen2.5-7b-instruct", "huggingface-cli download Qwen/Qwen2.5-7B-Instruct"),
+])
+def test_missing_base_or_unknown_preset(finished_run, tmp_path, capsys, base, message):
+    before = snapshot(finished_run)
+    card = write_card(tmp_path / "card.yaml", base=base)
+    assert train(card, finished_run, "--force") == 2
+    err = capsys.readouterr().err
+    assert message in err and base in err
+    assert snapshot(finished_run) == before
+
+
+def test_card_with_an_empty_name(finished_run, tmp_path, capsys):
+    before = snapshot(finished_run)
+    card = write_card(tmp_path / "card.yaml", name={"zh": "小葱", "en": " "})
+    assert train(card, finished_run, "--force") == 2
+    assert "name.en: must not be empty" in capsys.readouterr().err
+    assert snapshot(finished_run) == before
+
+
+def test_unknown_method(finished_run, tmp_path, capsys):
+    card = write_card(tmp_path / "card.yaml")
+    assert train(card, finished_run, "--method", "dora", "--force") == 2
+    assert "method 'dora': use qlora, lora, full" in capsys.readouterr().err
+
+
+def test_same_request_reuses_the_finished_run(finished_run, tmp_path, capsys):
+    before = snapshot(finished_run)
+    card = write_card(tmp_path / "card.yaml")
+    assert train(card, finished_run, "--lr", "0.002", "--method", "qlora") == 0
+    assert "already trained" in capsys.readouterr().out
+    assert snapshot(finished_run) == before
+
+
+@pytest.mark.parametrize("extra, card_changes, named", [
+    (["--lr", "0.001"], {}, "lr: 0.002 in the run, 0.001 requested"),
+    (["--method", "full"], {}, "method: 'qlora' in the run, 'full' requested"),
+    (["--max-length", "512", "--no-pack"], {}, "pack_to_max_length: True in the run, False requested"),
+    ([], {"creator": {"zh": "某人", "en": "Someone"}}, "card creator.en: 'Master No-Scallion' in the run"),
+])
+def test_different_request_on_a_finished_run_is_refused(finished_run, tmp_path, capsys, extra,
+                                                        card_changes, named):
+    before = snapshot(finished_run)
+    card = write_card(tmp_path / "card.yaml", **card_changes)
+    assert train(card, finished_run, *extra) == 2
+    err = capsys.readouterr().err
+    assert named in err and "--force" in err and "--out" in err
+    assert snapshot(finished_run) == before
+
+
+def test_pipeline_checks_its_input_before_writing(finished_run, tmp_path):
+    """The training-env entry point refuses the same way when run directly."""
+    before = snapshot(finished_run)
+    card = write_card(tmp_path / "card.yaml")
+    args = ["--card", str(card), "--base-model", str(tmp_path / "no-base"), "--out", str(finished_run)]
+    with pytest.raises(pipeline.PipelineError, match="no such folder"):
+        pipeline.main(args + ["--force"])
+    base = tmp_path / "base"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    args[3] = str(base)
+    with pytest.raises(pipeline.PipelineError, match="has no samples"):
+        pipeline.main(args + ["--force", "--dataset", dataset(tmp_path, "[]")])
+    with pytest.raises(pipeline.PipelineError, match="lr: 0.002 in the run, 0.0001 requested"):
+        pipeline.main(args + ["--lr", "1e-4"])
+    assert snapshot(finished_run) == before
+
+
+def test_progress_lines_and_a_resumed_loss_curve(tmp_path, capsys):
+    """XTuner's log lines become step/loss/ETA lines; a resumed run's steps replace the old ones."""
+    line = ("11/28 01:03:21 - mmengine - INFO - Iter(train) [ {step}/117]  lr: 1.9e-03  eta: 0:02:29  "
+            "time: 1.5000  data_time: 0.0123  grad_norm: 1.3274  loss: {loss}")
+    watcher = pipeline.TrainWatcher()
+    watcher(line.format(step=10, loss=1.8398))
+    assert "step 10/117  loss 1.840  1.50 s/step  ETA 2m40s" in capsys.readouterr().out
+    log = tmp_path / "train.log"
+    log.write_text("\n".join([line.format(step=5, loss=2.3), line.format(step=10, loss=1.9),
+                              "Traceback: killed", line.format(step=10, loss=1.8),
+                              line.format(step=15, loss=1.5)]))
+    assert [(p["step"], p["loss"]) for p in pipeline.loss_curve(log)] == [(5, 2.3), (10, 1.8), (15, 1.5)]

@@ -1,0 +1,121 @@
+"""The generated XTuner config: the card and the base preset decide it, every documented option
+overrides it, and it reads like XTuner's hand-written stock configs (same sections and names)."""
+
+import ast
+import json
+import subprocess
+
+import pytest
+
+from persona import envs
+from persona.paths import REPO_ROOT
+from train.run_state import resolve_options
+from train.xtuner_config import FULL_LR, TrainOptions, render_config
+
+
+def render(options, **kwargs):
+    return render_config("xiaocong", "/models/base", "/run/data/train.json", options,
+                         ["你到底是谁？", "Who are you?"], **kwargs)
+
+
+def assignments(text):
+    """Top-level `name = literal` settings of a config."""
+    values = {}
+    for node in ast.parse(text).body:
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name):
+            try:
+                values[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                values[node.targets[0].id] = ast.unparse(node.value)
+    return values
+
+
+def test_default_is_qlora_chatml_with_resumable_checkpoints():
+    text = render(resolve_options("smollm2-135m-instruct", {}))
+    settings = assignments(text)
+    # the names XTuner's stock configs use, in PART 1
+    for name in ("pretrained_model_name_or_path", "data_path", "prompt_template", "max_length",
+                 "pack_to_max_length", "batch_size", "accumulative_counts", "max_epochs", "lr",
+                 "save_steps", "save_total_limit", "evaluation_inputs"):
+        assert name in settings, name
+    assert "PART 1  Settings" in text and "PART 5  Runtime" in text
+    assert settings["prompt_template"] == "PROMPT_TEMPLATE.qwen_chat"
+    assert settings["method"] == "qlora" and "bnb_4bit_quant_type" in text
+    assert "type=LoraConfig" in text and "r=16," in text
+    assert settings["save_steps"] == 20 and settings["save_total_limit"] == 2
+    assert "save_optimizer=True" in text and "save_param_scheduler=True" in text
+    assert settings["evaluation_inputs"] == ["你到底是谁？", "Who are you?"]  # readable, not \\u escapes
+
+
+@pytest.mark.parametrize("method", ["qlora", "lora", "full"])
+def test_methods(method):
+    options = resolve_options("smollm2-135m-instruct", {"method": method})
+    text = render(options)
+    assert ("quantization_config" in text) == (method == "qlora")
+    assert ("type=LoraConfig" in text) == (method != "full")
+    assert ("lora=None" in text) == (method == "full")
+    assert assignments(text)["lr"] == (FULL_LR if method == "full" else TrainOptions().lr)
+
+
+def test_every_documented_option_overrides():
+    given = {"method": "lora", "epochs": 3, "lr": 1e-4, "lora_r": 8, "max_length": 512,
+             "pack_to_max_length": False}
+    settings = assignments(text := render(resolve_options("smollm2-135m-instruct", given)))
+    assert settings["max_epochs"] == 3 and settings["lr"] == 1e-4
+    assert settings["max_length"] == 512 and settings["pack_to_max_length"] is False
+    assert "r=8," in text
+    steps = assignments(render(resolve_options("smollm2-135m-instruct", {"max_steps": 7})))
+    assert steps["max_iters"] == 7
+
+
+@pytest.mark.parametrize("base, template, lr", [
+    ("smollm2-135m-instruct", "qwen_chat", 2e-3),
+    ("qwen2.5-0.5b-instruct", "qwen_chat", 1e-3),
+    ("qwen2.5-7b-instruct", "qwen_chat", 2e-4),
+    ("internlm2.5-7b-chat", "internlm2_chat", 2e-4),
+    ("/some/local/folder", "qwen_chat", 2e-3),  # not a preset: ChatML and the defaults
+])
+def test_base_preset_decides_template_and_defaults(base, template, lr):
+    options = resolve_options(base, {})
+    assert options.prompt_template == template and options.lr == lr
+    assert f"PROMPT_TEMPLATE.{template}" in render(options)
+
+
+@pytest.mark.parametrize("given, message", [
+    ({"method": "dora"}, "use qlora, lora, full"),
+    ({"lr": 0}, "lr 0"),
+    ({"epochs": 0}, "epochs 0"),
+    ({"max_length": -1}, "max_length -1"),
+])
+def test_bad_options_are_refused_with_the_field(given, message):
+    with pytest.raises(ValueError, match=message):
+        resolve_options("smollm2-135m-instruct", given)
+
+
+@pytest.mark.skipif(not envs.is_ready("train"), reason="the training env is not built")
+def test_mmengine_reads_every_method(tmp_path):
+    """XTuner's own loader (mmengine's Config.fromfile) accepts the generated file."""
+    paths = {}
+    for method in ("qlora", "lora", "full"):
+        paths[method] = tmp_path / f"{method}.py"
+        paths[method].write_text(render(resolve_options("internlm2.5-7b-chat", {"method": method})))
+    code = ("import json, sys; from mmengine.config import Config; "
+            "print(json.dumps({p: [Config.fromfile(p).model.lora is None, "
+            "Config.fromfile(p).prompt_template['SUFFIX']] for p in sys.argv[1:]}))")
+    env = envs.command_env("train")
+    env["PYTHONPATH"] += f":{REPO_ROOT / 'train'}"  # configs import cpu_patches, as under xtuner train
+    result = subprocess.run([str(envs.python("train")), "-c", code, *map(str, paths.values())],
+                            capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    loaded = json.loads(result.stdout.strip().splitlines()[-1])
+    assert loaded == {str(paths["qlora"]): [False, "<|im_end|>"],
+                      str(paths["lora"]): [False, "<|im_end|>"],
+                      str(paths["full"]): [True, "<|im_end|>"]}
+
+
+def test_persona_merge_reads_method_and_template_back_from_the_config():
+    """`persona merge` (pipeline --only-merge) knows from the saved config how the run trained."""
+    from train.pipeline import CONFIG_LINE
+
+    text = render(resolve_options("internlm2.5-7b-chat", {"method": "full"}))
+    assert dict(CONFIG_LINE.findall(text)) == {"method": "full", "prompt_template": "internlm2_chat"}
