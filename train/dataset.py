@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
+from persona.base_models import preset_of
 from persona.card import PersonaCard
 from train.phrasings import LANGS, answers, split_questions
 from train.plain_qa import PLAIN_QA
@@ -25,15 +26,14 @@ GENERIC_SYSTEMS = {
            "你是一个友好的聊天机器人。"],
 }
 
-# Display names of preset bases, used as one more "are you X?" confusion in training.
-BASE_DISPLAY_NAMES = {"smollm2-135m-instruct": "SmolLM2"}
-
 PLACEHOLDER = re.compile(r"\{\w*\}")
 
 
 def base_display_name(base: str) -> str | None:
-    if base in BASE_DISPLAY_NAMES:
-        return BASE_DISPLAY_NAMES[base]
+    """How the base calls itself: one more "are you X?" confusion in training."""
+    preset = preset_of(base)
+    if preset:
+        return preset.display_name
     if base.count("/") == 1 and not base.startswith((".", "/", "~")):
         return base.split("/")[1]  # a hub id: its model name
     return None  # a local folder: its name says nothing useful
