@@ -42,7 +42,7 @@ class Endpoint:
     def client(self, **options):
         from openai import OpenAI
 
-        return OpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, **options)
+        return OpenAI(**{"base_url": self.base_url, "api_key": self.api_key, "max_retries": 0, **options})
 
 
 def _reused_run() -> Path | None:
