@@ -112,14 +112,17 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
                served_name: str | None = None, max_lora_rank: int = 16) -> str:
     from serve.server import ServeOptions, start
 
+    try:
+        options = ServeOptions(model=model, served_name=served_name or persona.id, api_key=key,
+                               host=host, port=port, enforce_eager=not compile,
+                               device=envs.device(), tensor_parallel_size=tensor_parallel,
+                               lora_modules=adapters, chat_template=chat_template,
+                               max_lora_rank=max_lora_rank)
+    except ValueError as error:
+        raise CommandError(f"cannot serve {persona.id}: {error}") from None
     ensure_free(host, port, "--port / API_PORT")
     log = home() / "logs" / f"vllm-{persona.id}-{port}.log"
     print(f"persona: starting vLLM for {persona.id} on http://{host}:{port}/v1 (log: {log})", flush=True)
-    options = ServeOptions(model=model, served_name=served_name or persona.id, api_key=key,
-                           host=host, port=port, enforce_eager=not compile,
-                           device=envs.device(), tensor_parallel_size=tensor_parallel,
-                           lora_modules=adapters, chat_template=chat_template,
-                           max_lora_rank=max_lora_rank)
     process = children.add(start(options, envs.ensure("serve"), log))
     seconds = wait_http(options.health_url, process, log, timeout=900, what="vLLM")
     print(f"persona: vLLM ready in {seconds:.0f} s", flush=True)
@@ -166,6 +169,9 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         tensor_parallel: GPUs to split the model over (CUDA hosts only)
         adapters: comma-separated cards to serve together on their shared base, each as a LoRA adapter under its id (replaces --card)
     """
+    if tensor_parallel > 1 and envs.device() != "cuda":
+        raise CommandError(f"--tensor-parallel {tensor_parallel} needs CUDA GPUs; this host serves "
+                           f"on CPU (PERSONA_DEVICE={os.environ.get('PERSONA_DEVICE', 'auto')})")
     if adapters:
         return _serve_adapters([Path(c.strip()) for c in adapters.split(",") if c.strip()],
                                port, host, compile, tensor_parallel)

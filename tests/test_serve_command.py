@@ -145,3 +145,13 @@ def test_engine_knobs():
     assert "--enable-prefix-caching" in vllm_command(options(prefix_caching=True), ENV)
     default = vllm_command(options(), ENV)
     assert "--max-num-seqs" not in default and not any("prefix-caching" in a for a in default)
+
+
+def test_cli_refuses_tensor_parallel_on_cpu_before_training(tmp_path, monkeypatch, capsys):
+    from persona.cli import main
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PERSONA_DEVICE", "cpu")
+    assert main(["serve", "--tensor-parallel", "2"]) == 2
+    assert "needs CUDA" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
