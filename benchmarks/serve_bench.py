@@ -46,8 +46,12 @@ def _configs(run: Path, served: str) -> dict[str, dict]:
         "vllm-threads": {"cpu": auto},  # vLLM's own binding: one core kept for its scheduler
         "no-prefix-cache": {"prefix_caching": False},
         "max-seqs-8": {"max_num_seqs": 8},
+        "max-seqs-64": {"max_num_seqs": 64},
+        "stream-4": {"stream_interval": 4},
         "compiled": {"enforce_eager": False},
         "bf16": {"dtype": "bfloat16"},
+        # Intel's OpenMP (shipped in the serve env) instead of the libgomp vLLM preloads.
+        "iomp": {"_env": {"LD_PRELOAD": str(envs.env_dir("serve") / "lib" / "libiomp5.so")}},
         # The base once, the persona as a LoRA adapter (what `persona serve --adapters` does).
         "lora": {"model": None, "served_name": "base", "chat_template": run / "merged" / "chat_template.jinja",
                  "lora_modules": ((served, run / "adapter"),)},
@@ -238,12 +242,19 @@ def main() -> None:
     runs = []
     for name in names:
         change = dict(known[name])
+        extra_env = change.pop("_env", {})
         if "model" in change:
             change["model"] = base_model
         options = replace(ServeOptions(model=run / "merged", served_name=served, api_key=KEY,
                                        port=free_port()), **change)
         print(f"vLLM {name}: {asdict(options) | {'api_key': '-'}}", flush=True)
-        runs.append(bench_vllm(name, options, run, levels, args.max_tokens, args.requests, args.out))
+        saved = {k: os.environ.get(k) for k in extra_env}
+        os.environ.update(extra_env)  # vllm_env starts from this process's environment
+        try:
+            runs.append(bench_vllm(name, options, run, levels, args.max_tokens, args.requests, args.out))
+        finally:
+            for k, v in saved.items():
+                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
     result = {"baseline": baseline and asdict(baseline), "baseline_info": base_info,
               "runs": [{**r, "levels": [asdict(lv) | {"tokens_per_s": lv.tokens_per_s} for lv in r["levels"]]}

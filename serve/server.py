@@ -40,6 +40,8 @@ class ServeOptions:
     cpu: CpuFit | None = None
     max_num_seqs: int | None = None  # None: vLLM's default
     prefix_caching: bool | None = None  # None: vLLM's default (on)
+    # Stream every Nth token (the first at once): fewer chunks for the API process to send.
+    stream_interval: int | None = None
     # Several personas on one base: (served name, PEFT adapter folder) pairs.
     lora_modules: tuple[tuple[str, Path], ...] = ()
     max_lora_rank: int = 16
@@ -93,6 +95,8 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
         argv += ["--tensor-parallel-size", str(opts.tensor_parallel_size)]
     if opts.max_num_seqs is not None:
         argv += ["--max-num-seqs", str(opts.max_num_seqs)]
+    if opts.stream_interval is not None:
+        argv += ["--stream-interval", str(opts.stream_interval)]
     if opts.prefix_caching is not None:
         argv.append("--enable-prefix-caching" if opts.prefix_caching else "--no-enable-prefix-caching")
     if opts.lora_modules:
