@@ -156,3 +156,18 @@ def test_cli_refuses_tensor_parallel_on_cpu_before_training(tmp_path, monkeypatc
     assert main(["serve", "--tensor-parallel", "2"]) == 2
     assert "needs CUDA" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_a_generated_key_is_printed_once_and_a_chosen_one_never(monkeypatch, capsys):
+    from persona import commands
+    from persona.card import load_card
+
+    card = load_card(commands.DEFAULT_CARD)
+    monkeypatch.delenv("PERSONA_API_KEY", raising=False)
+    commands._announce(card, "http://127.0.0.1:8000/v1", "sk-persona-generated", None)
+    assert capsys.readouterr().out.count("sk-persona-generated") == 1
+    monkeypatch.setenv("PERSONA_API_KEY", "sk-chosen-by-user")
+    commands._announce(card, "http://127.0.0.1:8000/v1", "sk-chosen-by-user", None,
+                       models=["xiaocong", "lingxi"])
+    out = capsys.readouterr().out
+    assert "sk-chosen-by-user" not in out and "xiaocong, lingxi" in out
