@@ -1,6 +1,6 @@
 """Do the personas served as LoRA adapters on a shared base answer like their merged models?
 
-    flock /work/cpu.lock .venv/bin/python benchmarks/lora_match.py --run ~/.cache/persona/runs/lingxi
+    .venv/bin/python benchmarks/lora_match.py --run ~/.cache/persona/runs/lingxi
 
 Starts vLLM on the run's merged model, asks the held-out identity questions (data/heldout.json)
 greedily, stops it; then starts vLLM on the base with the run's adapter under two names (what
@@ -21,6 +21,7 @@ sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 from persona import envs  # noqa: E402
+from persona.paths import home  # noqa: E402
 from persona.card import parse_card  # noqa: E402
 from persona.services import stop, wait_http  # noqa: E402
 from serve.adapters import plan  # noqa: E402
@@ -48,7 +49,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, required=True)
     parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--out", type=Path, default=home() / "bench",
+                        help="where the JSON and the server logs go (default: $PERSONA_HOME/bench)")
     args = parser.parse_args()
     run = args.run.expanduser().resolve()
     manifest = json.loads((run / "manifest.json").read_text())

@@ -1,7 +1,7 @@
 """vLLM against a Hugging Face `generate` baseline on the same model, prompts and max tokens, in
 one run; prints a table (and writes JSON) of output tokens/s and time to first token.
 
-    flock /work/cpu.lock .venv/bin/python benchmarks/serve_bench.py --run ~/.cache/persona/runs/lingxi
+    .venv/bin/python benchmarks/serve_bench.py --run ~/.cache/persona/runs/lingxi
 
 Every request generates exactly --max-tokens tokens (the end token is ignored on both sides), so
 both do the same work. The baseline answers one request at a time, like a web demo calling
@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from persona import envs  # noqa: E402
+from persona.paths import home  # noqa: E402
 from persona.services import stop, wait_http  # noqa: E402
 from serve.host import CpuFit, fit  # noqa: E402
 from serve.server import ServeOptions, start  # noqa: E402
@@ -218,7 +219,8 @@ def main() -> None:
     parser.add_argument("--configs", default="persona",
                         help="comma-separated vLLM settings to compare: " + ", ".join(_configs(Path("."), "x")))
     parser.add_argument("--no-baseline", action="store_true", help="skip transformers (knob comparisons)")
-    parser.add_argument("--out", type=Path, default=Path("bench-results"), help="JSON, logs and chart")
+    parser.add_argument("--out", type=Path, default=home() / "bench",
+                        help="where the JSON and the server logs go (default: $PERSONA_HOME/bench)")
     args = parser.parse_args()
 
     run = args.run.expanduser().resolve()
