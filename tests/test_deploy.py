@@ -559,7 +559,8 @@ def test_entrypoint_names_a_missing_model(fake_vllm, tmp_path):
 
 # What `persona serve` sets only because it runs on a CPU, in a local process.
 CPU_OR_LOCAL_FLAGS = {"--dtype", "--enforce-eager", "--chat-template"}
-CPU_OR_LOCAL_ENV = {"PATH", "VIRTUAL_ENV", "VLLM_CPU_KVCACHE_SPACE", "VLLM_CACHE_ROOT"}
+CPU_OR_LOCAL_ENV = {"PATH", "VIRTUAL_ENV", "VLLM_CPU_KVCACHE_SPACE", "VLLM_CPU_OMP_THREADS_BIND",
+                    "VLLM_CPU_NUM_OF_RESERVED_CPU", "VLLM_CACHE_ROOT"}
 
 
 def options_of(argv: list[str]) -> dict[str, str | None]:

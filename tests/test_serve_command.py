@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from serve.host import CpuFit, core_list, fit
 from serve.server import ServeOptions, vllm_command, vllm_env
 
 ENV = Path("/envs/serve")
@@ -62,11 +65,13 @@ def test_api_key_goes_by_environment_not_argv():
 
 def test_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
-    env = vllm_env(options(kv_cache_gib=2), ENV, base={"PATH": "/usr/bin", "PYTHONHOME": "/elsewhere", "KEEP": "1"})
+    env = vllm_env(options(cpu=CpuFit("0-3", 0, 2)), ENV, base={"PATH": "/usr/bin", "PYTHONHOME": "/elsewhere", "KEEP": "1"})
     assert env["PATH"].split(":")[:2] == [str(ENV / "bin"), "/usr/bin"]
     assert "PYTHONHOME" not in env
     assert env["KEEP"] == "1"
     assert env["VLLM_CPU_KVCACHE_SPACE"] == "2"
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == "0-3"
+    assert env["VLLM_CPU_NUM_OF_RESERVED_CPU"] == "0"
     assert env["VLLM_CACHE_ROOT"] == str(tmp_path / "vllm-cache")
     assert env["HF_HUB_OFFLINE"] == "1"
 
@@ -75,3 +80,94 @@ def test_urls():
     opts = options()
     assert opts.base_url == "http://127.0.0.1:8123/v1"
     assert opts.health_url == "http://127.0.0.1:8123/health"
+
+
+def test_cpu_settings_default_to_what_fits_this_machine():
+    env = vllm_env(options(), ENV, base={})
+    fitted = fit()
+    assert env["VLLM_CPU_OMP_THREADS_BIND"] == fitted.threads_bind
+    assert env["VLLM_CPU_KVCACHE_SPACE"] == str(fitted.kv_cache_gib)
+
+
+@pytest.mark.parametrize("cpus, expected", [
+    ([0], "0"), ([0, 1], "0-1"), ([0, 1, 2, 5], "0-2,5"), ([3, 1, 2, 7, 8], "1-3,7-8"),
+])
+def test_core_list_syntax(cpus, expected):
+    assert core_list(cpus) == expected
+
+
+@pytest.mark.parametrize("mem_gib, kv", [(2, 1), (15.9, 1), (23, 2), (64, 4), (512, 4)])
+def test_kv_cache_takes_an_eighth_of_available_memory_within_bounds(mem_gib, kv):
+    assert fit([0, 1], mem_gib).kv_cache_gib == kv
+
+
+def test_threads_use_every_usable_core():
+    assert fit([0, 1], 23) == CpuFit("0-1", 0, 2)
+    assert fit([4, 5, 6, 7], 23).threads_bind == "4-7"
+
+
+def test_cuda_drops_cpu_settings_and_splits_over_gpus():
+    opts = options(device="cuda", tensor_parallel_size=4)
+    argv = vllm_command(opts, ENV)
+    assert flag_value(argv, "--tensor-parallel-size") == "4"
+    assert flag_value(argv, "--dtype") == "auto"
+    env = vllm_env(opts, ENV, base={})
+    assert not any(name.startswith("VLLM_CPU_") for name in env)
+
+
+def test_cpu_has_no_tensor_parallel_flag_and_refuses_more_than_one():
+    assert "--tensor-parallel-size" not in vllm_command(options(), ENV)
+    with pytest.raises(ValueError, match="CUDA"):
+        options(tensor_parallel_size=2)
+
+
+def test_lora_modules_are_named_and_enable_lora():
+    opts = options(served_name="smollm2", lora_modules=(("lingxi", Path("/r/lingxi/adapter")),
+                                                        ("xiaocong", Path("/r/xiaocong/adapter"))))
+    argv = vllm_command(opts, ENV)
+    assert "--enable-lora" in argv
+    assert flag_value(argv, "--max-lora-rank") == "16"
+    assert flag_value(argv, "--max-loras") == "2"
+    at = argv.index("--lora-modules")
+    assert argv[at + 1:at + 3] == ["lingxi=/r/lingxi/adapter", "xiaocong=/r/xiaocong/adapter"]
+    assert "--enable-lora" not in vllm_command(options(), ENV)
+
+
+def test_served_names_must_be_unique():
+    with pytest.raises(ValueError, match="unique"):
+        options(lora_modules=(("xiaocong", Path("/a")),))
+
+
+def test_engine_knobs():
+    argv = vllm_command(options(max_num_seqs=32, prefix_caching=False, stream_interval=4), ENV)
+    assert flag_value(argv, "--max-num-seqs") == "32"
+    assert flag_value(argv, "--stream-interval") == "4"
+    assert "--no-enable-prefix-caching" in argv
+    assert "--enable-prefix-caching" in vllm_command(options(prefix_caching=True), ENV)
+    default = vllm_command(options(), ENV)
+    assert "--max-num-seqs" not in default and "--stream-interval" not in default and not any("prefix-caching" in a for a in default)
+
+
+def test_cli_refuses_tensor_parallel_on_cpu_before_training(tmp_path, monkeypatch, capsys):
+    from persona.cli import main
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("PERSONA_DEVICE", "cpu")
+    assert main(["serve", "--tensor-parallel", "2"]) == 2
+    assert "needs CUDA" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
+
+
+def test_a_generated_key_is_printed_once_and_a_chosen_one_never(monkeypatch, capsys):
+    from persona import commands
+    from persona.card import load_card
+
+    card = load_card(commands.DEFAULT_CARD)
+    monkeypatch.delenv("PERSONA_API_KEY", raising=False)
+    commands._announce(card, "http://127.0.0.1:8000/v1", "sk-persona-generated", None)
+    assert capsys.readouterr().out.count("sk-persona-generated") == 1
+    monkeypatch.setenv("PERSONA_API_KEY", "sk-chosen-by-user")
+    commands._announce(card, "http://127.0.0.1:8000/v1", "sk-chosen-by-user", None,
+                       models=["xiaocong", "lingxi"])
+    out = capsys.readouterr().out
+    assert "sk-chosen-by-user" not in out and "xiaocong, lingxi" in out

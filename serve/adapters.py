@@ -1,0 +1,71 @@
+"""Several personas on one vLLM server: the shared base once, each run's LoRA adapter by name.
+
+A request's `model` picks the adapter (vLLM's --enable-lora/--lora-modules). One server has
+one chat template, so the personas must share it (they do unless a card sets system_prompt,
+which the template embeds) and must share a base.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from persona.card import PersonaCard
+
+# The ranks vLLM 0.32 accepts for --max-lora-rank.
+VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
+
+
+class AdapterError(ValueError):
+    """The cards cannot share one server; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class ServedAdapters:
+    base: Path | str  # what vLLM loads once
+    base_name: str  # the base's own served name (never a card id)
+    adapters: tuple[tuple[str, Path], ...]  # (card id, PEFT adapter folder)
+    chat_template: Path  # the personas' shared template (from a run's merged/)
+    max_lora_rank: int
+
+
+def _rank(adapter: Path) -> int:
+    config = adapter / "adapter_config.json"
+    if not config.is_file():
+        raise AdapterError(f"{adapter} holds no PEFT adapter (adapter_config.json); "
+                           f"train the card again with `persona train --force`")
+    return int(json.loads(config.read_text())["r"])
+
+
+def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> ServedAdapters:
+    """Check that the finished runs can share one server and say how to serve them."""
+    if not personas:
+        raise AdapterError("no card given; pass --adapters cards/a.yaml,cards/b.yaml")
+    ids = [p.id for p in personas]
+    if len(set(ids)) != len(ids):
+        raise AdapterError(f"each card may appear once; got ids {ids}")
+    bases = {p.base for p in personas}
+    if len(bases) != 1:
+        raise AdapterError(f"adapters share one base; these cards name {sorted(bases)}: "
+                           f"serve them on separate servers")
+    templates = {}
+    for persona, run in zip(personas, runs):
+        template = run / "merged" / "chat_template.jinja"
+        if not template.is_file():
+            raise AdapterError(f"{run} has no merged/chat_template.jinja; run `persona merge` for {persona.id}")
+        templates[persona.id] = template
+    texts = {t.read_text(encoding="utf-8") for t in templates.values()}
+    if len(texts) != 1:
+        raise AdapterError(f"{', '.join(ids)} have different chat templates (a card's system_prompt "
+                           f"is part of it); one server has one template: serve them separately")
+    rank = max(_rank(run / "adapter") for run in runs)
+    fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
+    if not fitting:
+        raise AdapterError(f"LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
+    base_name = Path(str(base)).name or "base"
+    if base_name in ids:
+        base_name += "-base"
+    return ServedAdapters(base=base, base_name=base_name,
+                          adapters=tuple((p.id, run / "adapter") for p, run in zip(personas, runs)),
+                          chat_template=templates[ids[0]], max_lora_rank=fitting[0])

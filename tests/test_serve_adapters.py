@@ -1,0 +1,88 @@
+"""Several personas on one server: which runs can share a base, and how they are served."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from persona.card import parse_card
+from serve.adapters import AdapterError, plan
+from serve.server import ServeOptions, vllm_command
+
+TEMPLATE = "{%- for message in messages -%}{{ message['content'] }}{%- endfor -%}"
+
+
+def card(card_id: str, base: str = "smollm2-135m-instruct"):
+    return parse_card({"id": card_id, "name": {"zh": "甲", "en": "A"}, "creator": {"zh": "乙", "en": "B"},
+                       "base": base})
+
+
+def finished_run(root: Path, card_id: str, rank: int = 16, template: str = TEMPLATE) -> Path:
+    run = root / card_id
+    (run / "adapter").mkdir(parents=True)
+    (run / "merged").mkdir()
+    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"r": rank, "peft_type": "LORA"}))
+    (run / "merged" / "chat_template.jinja").write_text(template)
+    return run
+
+
+def test_each_card_becomes_an_adapter_named_by_its_id(tmp_path):
+    runs = [finished_run(tmp_path, "lingxi"), finished_run(tmp_path, "xiaocong")]
+    served = plan([card("lingxi"), card("xiaocong")], runs, tmp_path / "smollm2-135m-instruct")
+    assert served.adapters == (("lingxi", runs[0] / "adapter"), ("xiaocong", runs[1] / "adapter"))
+    assert served.base_name == "smollm2-135m-instruct"
+    assert served.chat_template == runs[0] / "merged" / "chat_template.jinja"
+    assert served.max_lora_rank == 16
+    argv = vllm_command(ServeOptions(model=Path(served.base), served_name=served.base_name, api_key="k",
+                                     lora_modules=served.adapters, chat_template=served.chat_template,
+                                     max_lora_rank=served.max_lora_rank), Path("/env"))
+    assert "--enable-lora" in argv and f"lingxi={runs[0] / 'adapter'}" in argv
+
+
+def test_rank_is_rounded_up_to_one_vllm_accepts(tmp_path):
+    runs = [finished_run(tmp_path, "a", rank=12), finished_run(tmp_path, "b", rank=24)]
+    assert plan([card("a"), card("b")], runs, "base").max_lora_rank == 32
+
+
+def test_different_bases_cannot_share_a_server(tmp_path):
+    runs = [finished_run(tmp_path, "a"), finished_run(tmp_path, "b")]
+    with pytest.raises(AdapterError, match="share one base"):
+        plan([card("a"), card("b", base="other-model")], runs, "base")
+
+
+def test_different_chat_templates_cannot_share_a_server(tmp_path):
+    runs = [finished_run(tmp_path, "a"), finished_run(tmp_path, "b", template=TEMPLATE + "x")]
+    with pytest.raises(AdapterError, match="chat templates"):
+        plan([card("a"), card("b")], runs, "base")
+
+
+def test_a_run_without_adapter_is_named(tmp_path):
+    run = finished_run(tmp_path, "a")
+    (run / "adapter" / "adapter_config.json").unlink()
+    with pytest.raises(AdapterError, match="no PEFT adapter"):
+        plan([card("a")], [run], "base")
+
+
+def test_the_same_card_twice_is_refused(tmp_path):
+    run = finished_run(tmp_path, "a")
+    with pytest.raises(AdapterError, match="once"):
+        plan([card("a"), card("a")], [run, run], "base")
+
+
+def test_base_name_never_hides_a_persona(tmp_path):
+    run = finished_run(tmp_path, "smollm2")
+    assert plan([card("smollm2")], [run], tmp_path / "smollm2").base_name == "smollm2-base"
+
+
+def test_cli_refuses_a_bad_adapter_card_before_anything_starts(tmp_path, monkeypatch, capsys):
+    from persona.cli import main
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("id: Bad Id\nname: {zh: 甲, en: A}\ncreator: {zh: 乙, en: B}\n")
+    good = Path(__file__).resolve().parent.parent / "cards" / "lingxi.yaml"
+    assert main(["serve", "--adapters", f"{good},{bad}"]) == 2
+    assert "id:" in capsys.readouterr().err
+    assert not (tmp_path / "home").exists()
