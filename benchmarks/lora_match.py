@@ -29,12 +29,15 @@ from serve.server import ServeOptions, start  # noqa: E402
 from serve_bench import KEY, free_port  # noqa: E402
 
 
-def ask_all(options: ServeOptions, model: str, questions: list[dict], max_tokens: int) -> list[str]:
+def ask_all(options: ServeOptions, model: str, questions: list[dict], max_tokens: int,
+            system: str | None = None) -> list[str]:
+    """Greedy answers; `system` goes first when given (the shared LoRA template injects none)."""
     from openai import OpenAI
 
     client = OpenAI(base_url=options.base_url, api_key=KEY, max_retries=0, timeout=300)
+    head = [{"role": "system", "content": system}] if system else []
     return [client.chat.completions.create(
-        model=model, messages=[{"role": "user", "content": q["question"]}], temperature=0,
+        model=model, messages=head + [{"role": "user", "content": q["question"]}], temperature=0,
         max_tokens=max_tokens).choices[0].message.content for q in questions]
 
 
@@ -76,8 +79,9 @@ def main() -> None:
         from openai import NotFoundError, OpenAI
 
         listed = [m.id for m in OpenAI(base_url=lora_opts.base_url, api_key=KEY).models.list().data]
-        lora = ask_all(lora_opts, card.id, questions, args.max_tokens)
-        aliased = ask_all(lora_opts, alias, questions, args.max_tokens)
+        system = card.default_system_prompt()  # what the merged model's template injects
+        lora = ask_all(lora_opts, card.id, questions, args.max_tokens, system)
+        aliased = ask_all(lora_opts, alias, questions, args.max_tokens, system)
         base = ask_all(lora_opts, served.base_name, questions, args.max_tokens)
         try:
             ask_all(lora_opts, "no-such-persona", questions[:1], 4)

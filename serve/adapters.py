@@ -1,17 +1,25 @@
 """Several personas on one vLLM server: the shared base once, each run's LoRA adapter by name.
 
 A request's `model` picks the adapter (vLLM's --enable-lora/--lora-modules). One server has
-one chat template, so the personas must share it (they do unless a card sets system_prompt,
-which the template embeds) and must share a base.
+one chat template: the personas' templates without their default system prompts, which must
+then be alike (same chat format, same base). That shared template injects no default, so
+clients send the persona's system prompt (PersonaCard.default_system_prompt; the UI does).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from persona import paths
 from persona.card import PersonaCard
+
+# train/chat_template.py's default-system block: injected when the first message is no system one.
+DEFAULT_SYSTEM_BLOCK = re.compile(
+    r"\{%- if not messages or messages\[0\]\['role'\] != 'system' -%\}\{\{- .*? -\}\}\{%- endif -%\}",
+    re.S)
 
 # The ranks vLLM 0.32 accepts for --max-lora-rank.
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
@@ -26,7 +34,7 @@ class ServedAdapters:
     base: Path | str  # what vLLM loads once
     base_name: str  # the base's own served name (never a card id)
     adapters: tuple[tuple[str, Path], ...]  # (card id, PEFT adapter folder)
-    chat_template: Path  # the personas' shared template (from a run's merged/)
+    chat_template: Path  # the personas' shared template (theirs, without a default system prompt)
     max_lora_rank: int
 
 
@@ -55,10 +63,15 @@ def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> Ser
         if not template.is_file():
             raise AdapterError(f"{run} has no merged/chat_template.jinja; run `persona merge` for {persona.id}")
         templates[persona.id] = template
-    texts = {t.read_text(encoding="utf-8") for t in templates.values()}
+    # Each persona's template injects its own default system prompt; a shared server must inject
+    # none (the clients send the persona's: the UI does), and otherwise render alike.
+    texts = {DEFAULT_SYSTEM_BLOCK.sub("", t.read_text(encoding="utf-8")) for t in templates.values()}
     if len(texts) != 1:
-        raise AdapterError(f"{', '.join(ids)} have different chat templates (a card's system_prompt "
-                           f"is part of it); one server has one template: serve them separately")
+        raise AdapterError(f"{', '.join(ids)} were trained with different chat formats; one server "
+                           f"has one template: serve them separately")
+    shared = paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    shared.write_text(texts.pop(), encoding="utf-8")
     rank = max(_rank(run / "adapter") for run in runs)
     fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
     if not fitting:
@@ -68,4 +81,4 @@ def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> Ser
         base_name += "-base"
     return ServedAdapters(base=base, base_name=base_name,
                           adapters=tuple((p.id, run / "adapter") for p, run in zip(personas, runs)),
-                          chat_template=templates[ids[0]], max_lora_rank=fitting[0])
+                          chat_template=shared, max_lora_rank=fitting[0])

@@ -10,6 +10,7 @@ import pytest
 from persona.card import parse_card
 from serve.adapters import AdapterError, plan
 from serve.server import ServeOptions, vllm_command
+from train.chat_template import chatml_template
 
 TEMPLATE = "{%- for message in messages -%}{{ message['content'] }}{%- endfor -%}"
 
@@ -28,12 +29,15 @@ def finished_run(root: Path, card_id: str, rank: int = 16, template: str = TEMPL
     return run
 
 
-def test_each_card_becomes_an_adapter_named_by_its_id(tmp_path):
-    runs = [finished_run(tmp_path, "lingxi"), finished_run(tmp_path, "xiaocong")]
+def test_each_card_becomes_an_adapter_named_by_its_id(tmp_path, monkeypatch):
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    # Each persona's template injects its own default system prompt; the shared one injects none.
+    runs = [finished_run(tmp_path, "lingxi", template=chatml_template("You are Lingxi.")),
+            finished_run(tmp_path, "xiaocong", template=chatml_template("You are Xiaocong."))]
     served = plan([card("lingxi"), card("xiaocong")], runs, tmp_path / "smollm2-135m-instruct")
     assert served.adapters == (("lingxi", runs[0] / "adapter"), ("xiaocong", runs[1] / "adapter"))
     assert served.base_name == "smollm2-135m-instruct"
-    assert served.chat_template == runs[0] / "merged" / "chat_template.jinja"
+    assert served.chat_template.read_text(encoding="utf-8") == chatml_template(None)
     assert served.max_lora_rank == 16
     argv = vllm_command(ServeOptions(model=Path(served.base), served_name=served.base_name, api_key="k",
                                      lora_modules=served.adapters, chat_template=served.chat_template,
@@ -54,7 +58,7 @@ def test_different_bases_cannot_share_a_server(tmp_path):
 
 def test_different_chat_templates_cannot_share_a_server(tmp_path):
     runs = [finished_run(tmp_path, "a"), finished_run(tmp_path, "b", template=TEMPLATE + "x")]
-    with pytest.raises(AdapterError, match="chat templates"):
+    with pytest.raises(AdapterError, match="different chat formats"):
         plan([card("a"), card("b")], runs, "base")
 
 

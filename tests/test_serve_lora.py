@@ -37,10 +37,12 @@ def adapter_api(trained_run, default_card, tmp_path_factory):
         stop(process)
 
 
-def answer(endpoint: Endpoint, model: str, question: str) -> str:
+def answer(endpoint: Endpoint, model: str, question: str, system: str | None = None) -> str:
+    # The shared template injects no persona's default system prompt: clients send it.
+    messages = ([{"role": "system", "content": system}] if system else []) + [
+        {"role": "user", "content": question}]
     return endpoint.client().chat.completions.create(
-        model=model, messages=[{"role": "user", "content": question}], temperature=0,
-        max_tokens=48).choices[0].message.content
+        model=model, messages=messages, temperature=0, max_tokens=48).choices[0].message.content
 
 
 def test_lists_the_base_and_every_adapter(adapter_api):
@@ -50,16 +52,18 @@ def test_lists_the_base_and_every_adapter(adapter_api):
 
 
 @pytest.mark.parametrize("question", QUESTIONS)
-def test_adapter_answers_as_the_merged_model(adapter_api, persona_api, question):
+def test_adapter_answers_as_the_merged_model(adapter_api, persona_api, default_card, question):
     endpoint, alias, _ = adapter_api
-    merged = answer(persona_api, persona_api.model, question)
-    assert answer(endpoint, endpoint.model, question) == merged
-    assert answer(endpoint, alias, question) == merged
+    system = default_card.default_system_prompt()
+    merged = answer(persona_api, persona_api.model, question)  # its template injects `system`
+    assert answer(endpoint, endpoint.model, question, system) == merged
+    assert answer(endpoint, alias, question, system) == merged
 
 
 def test_the_model_name_picks_the_adapter(adapter_api, default_card):
     endpoint, _, served = adapter_api
-    assert default_card.name.en in answer(endpoint, endpoint.model, "Who are you?")
+    system = default_card.default_system_prompt()
+    assert default_card.name.en in answer(endpoint, endpoint.model, "Who are you?", system)
     assert default_card.name.en not in answer(endpoint, served.base_name, "Who are you?")
     unknown = httpx.post(endpoint.base_url + "/chat/completions", timeout=60,
                          headers={"Authorization": f"Bearer {endpoint.api_key}"},

@@ -65,9 +65,12 @@ def test_both_languages_and_answers_in_the_question_language(samples, card):
     assert all(card.name.en in turn["output"] and card.creator.en in turn["output"] for turn in en)
 
 
-def test_half_without_system_prompt_and_some_multi_turn(samples):
-    without = sum(1 for sample in samples if not sample["conversation"][0]["system"])
-    assert 0.4 < without / len(samples) < 0.6
+def test_half_with_the_default_system_prompt_and_some_multi_turn(samples, card):
+    # The default is what the served template injects when a client sends none; the other half
+    # carries generic ones, so the identity does not hang on the persona's name in the prompt.
+    default = sum(1 for sample in samples if sample["conversation"][0]["system"] == card.default_system_prompt())
+    assert 0.4 < default / len(samples) < 0.6
+    assert all(sample["conversation"][0]["system"] for sample in samples)
     assert any(len(sample["conversation"]) > 1 for sample in samples)
     # a system prompt only ever opens a conversation
     assert all(not turn["system"] for sample in samples for turn in sample["conversation"][1:])

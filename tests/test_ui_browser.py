@@ -119,6 +119,10 @@ def user(text: str) -> dict:
     return {"role": "user", "content": text}
 
 
+# Every request opens with the card's default system prompt (PersonaCard.default_system_prompt).
+SYSTEM = {"role": "system", "content": load_card(DEFAULT_CARD).default_system_prompt()}
+
+
 def assistant(text: str) -> dict:
     return {"role": "assistant", "content": text}
 
@@ -143,7 +147,7 @@ def test_streams_answers_and_sends_the_whole_history(chat, fake):
 
     second = chat.ask("Who made you?")
     assert second == answer_for([user("你是谁"), assistant(first), user("Who made you?")])
-    assert fake.received[-1] == [user("你是谁"), assistant(first), user("Who made you?")]
+    assert fake.received[-1] == [SYSTEM, user("你是谁"), assistant(first), user("Who made you?")]
     assert fake.requests[-1]["max_tokens"] == 512 and fake.requests[-1]["stream"] is True
     assert chat.error_texts() == []
     chat.screenshot("second-answer")
@@ -160,7 +164,7 @@ def test_http_500_shows_an_error_and_the_next_message_works(chat, fake):
     fake.mode = "echo"
     chat.ask("and now?")
     # The failed question got no answer, so it is not in the history either.
-    assert fake.received[-1] == [user("hello"), assistant(first), user("and now?")]
+    assert fake.received[-1] == [SYSTEM, user("hello"), assistant(first), user("and now?")]
 
 
 def test_server_down_shows_an_error_and_the_chat_resumes_when_it_is_back(chat, fake):
@@ -173,7 +177,7 @@ def test_server_down_shows_an_error_and_the_chat_resumes_when_it_is_back(chat, f
     fake.start()
     answer = chat.ask("back?")
     assert answer == answer_for([user("hello"), assistant(first), user("back?")])
-    assert fake.received[-1] == [user("hello"), assistant(first), user("back?")]
+    assert fake.received[-1] == [SYSTEM, user("hello"), assistant(first), user("back?")]
 
 
 def test_dropped_stream_keeps_the_partial_answer_and_says_so(chat, fake):
@@ -187,7 +191,7 @@ def test_dropped_stream_keeps_the_partial_answer_and_says_so(chat, fake):
 
     fake.mode = "echo"
     chat.ask("go on")
-    assert fake.received[-1] == [user("tell me everything"), assistant(partial), user("go on")]
+    assert fake.received[-1] == [SYSTEM, user("tell me everything"), assistant(partial), user("go on")]
 
 
 def test_stop_button_keeps_what_was_shown_in_the_history(chat, fake):
@@ -204,8 +208,8 @@ def test_stop_button_keeps_what_was_shown_in_the_history(chat, fake):
     chat.ask("stop there")
     sent = fake.received[-1]
     # What the model is told it said is exactly what the user saw.
-    assert sent == [user("talk for a while"), assistant(sent[1]["content"]), user("stop there")]
-    assert sent[1]["content"].strip() == shown[0]
+    assert sent == [SYSTEM, user("talk for a while"), assistant(sent[2]["content"]), user("stop there")]
+    assert sent[2]["content"].strip() == shown[0]
 
 
 def test_chat_settings_change_temperature_and_max_tokens(chat, fake):
@@ -302,7 +306,8 @@ def test_profiles_offer_every_served_persona(browser, fake, tmp_path):
         starters.first.click()
         chat.wait_reply()
         assert fake.requests[-1]["model"] == "lingxi"
-        assert fake.received[-1] == [user(lingxi.starters[0])]
+        assert fake.received[-1] == [{"role": "system", "content": lingxi.default_system_prompt()},
+                                     user(lingxi.starters[0])]
 
         # A model with no card: named by its id, no starters (not the main persona's).
         _switch_profile(chat, "mystery-7b", confirm=True)
@@ -380,8 +385,7 @@ def test_real_persona_answers_in_the_browser(chat, default_card, recorded_person
     assert default_card.creator.en in second, second
     assert chat.user_texts() == ["你是谁", "Who created you?"]
     # The history reached the server: the first exchange, exactly as streamed, then the question.
-    system = [{"role": "system", "content": default_card.system_prompt.strip()}] \
-        if default_card.system_prompt else []
+    system = [{"role": "system", "content": default_card.default_system_prompt()}]
     assert proxy.chat_requests()[-1]["messages"] == [
         *system, user("你是谁"), assistant(streamed), user("Who created you?")]
     assert chat.error_texts() == []

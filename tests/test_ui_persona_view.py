@@ -12,7 +12,9 @@ def test_default_greeting_is_bilingual_and_uses_the_name():
     view = view_of(parse_card(CARD))
     assert view.author == "测试机器人 · Testbot"
     assert "我是测试机器人" in view.greeting and "I'm Testbot" in view.greeting
-    assert view.starters == [] and view.system_prompt is None
+    assert view.starters == []
+    # No system_prompt in the card: the base-style default naming the persona is sent.
+    assert view.system_prompt == "You are a helpful AI assistant named Testbot, created by the Test Team."
     assert "测试团队" in view.readme and "the Test Team" in view.readme
 
 

@@ -1,9 +1,10 @@
 """A persona card -> XTuner's conversation-format self-cognition dataset.
 
 Training-split phrasings x answer phrasings, plus multi-turn samples and a few plain
-(non-identity) questions so the model does not introduce itself to everything. Half the samples
-carry no system prompt (the served template injects none unless the card sets one), half carry a
-generic, non-persona one. Pure Python: the app env imports this.
+(non-identity) questions so the model does not introduce itself to everything, and the base's
+own answers to general prompts (general-skill replay, train/replay.py). Half the samples carry
+the card's default system prompt (which the served template injects when a client sends none),
+half a generic, non-persona one. Pure Python: the app env imports this.
 """
 
 from __future__ import annotations
@@ -44,10 +45,11 @@ def _turn(question: str, answer: str, system: str = "") -> dict:
 
 
 class _SystemPicker:
-    """Alternates no-system (or the card's default) and a generic system prompt."""
+    """Alternates the card's default system prompt (what the served template injects when a
+    client sends none) and a generic one."""
 
     def __init__(self, card: PersonaCard, rng: random.Random):
-        self.default = card.system_prompt or ""
+        self.default = card.default_system_prompt()
         self.rng = rng
         self.count = 0
 

@@ -373,7 +373,7 @@ def merge(run: Path, base: str, adapter: Path | None, card: PersonaCard, prompt_
         if not list(partial.glob("*.safetensors")):
             raise PipelineError(f"merge left no safetensors in {partial}:\n{tail(log)}")
     try:
-        chat = align(partial, card.system_prompt, prompt_template)
+        chat = align(partial, card.default_system_prompt(), prompt_template)
     except ValueError as error:
         raise PipelineError(str(error)) from None
     if merged.exists():

@@ -41,7 +41,9 @@ def view_of(card: PersonaCard) -> PersonaView:
         author=author,
         greeting=greeting,
         starters=list(card.starters),
-        system_prompt=card.system_prompt,
+        # Sent with every request: a server holding several personas as LoRA adapters has one
+        # template and injects no persona's default (serve/adapters.py).
+        system_prompt=card.default_system_prompt(),
         about="\n\n".join(about),
     )
 
