@@ -83,21 +83,30 @@ def test_finish_reason_is_length_when_cut(persona_api):
     assert reply.usage.completion_tokens == 3
 
 
-def test_system_prompt_is_rendered_into_the_prompt(persona_api):
-    """The system message reaches the model: the server's own rendering holds it, in front of the
-    user turn, and the prompt grows by it."""
+def test_system_prompt_is_rendered_into_the_prompt(persona_api, default_card):
+    """The system message reaches the model: the server's own rendering holds it in front of the
+    user turn instead of the persona's default; with none sent, the default is there."""
     system = "Answer in one word."
+    default = default_card.default_system_prompt()
     messages = [{"role": "system", "content": system}, {"role": "user", "content": "Who are you?"}]
     client = persona_api.client()
-    tokens = server_call(persona_api, "/tokenize", {"model": persona_api.model, "messages": messages,
-                                                    "add_generation_prompt": True})["tokens"]
-    rendered = server_call(persona_api, "/detokenize", {"model": persona_api.model, "tokens": tokens})["prompt"]
+
+    def render(messages):
+        tokens = server_call(persona_api, "/tokenize", {"model": persona_api.model, "messages": messages,
+                                                        "add_generation_prompt": True})["tokens"]
+        return tokens, server_call(persona_api, "/detokenize",
+                                   {"model": persona_api.model, "tokens": tokens})["prompt"]
+
+    tokens, rendered = render(messages)
     assert rendered.index(system) < rendered.index("Who are you?"), rendered
+    assert default not in rendered, rendered
+    plain_tokens, plain = render(messages[1:])
+    assert plain.index(default) < plain.index("Who are you?"), plain
     with_system = client.chat.completions.create(model=persona_api.model, messages=messages,
                                                  temperature=0, max_tokens=8)
     without = ask(persona_api, "Who are you?", max_tokens=8)
     assert with_system.usage.prompt_tokens == len(tokens)
-    assert with_system.usage.prompt_tokens > without.usage.prompt_tokens
+    assert without.usage.prompt_tokens == len(plain_tokens)
 
 
 def test_refuses_a_wrong_key(persona_api):
