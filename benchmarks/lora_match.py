@@ -26,7 +26,8 @@ from persona.card import parse_card  # noqa: E402
 from persona.services import stop, wait_http  # noqa: E402
 from serve.adapters import plan  # noqa: E402
 from serve.server import ServeOptions, start  # noqa: E402
-from serve_bench import KEY, free_port  # noqa: E402
+from persona.services import free_port  # noqa: E402
+from serve_bench import KEY  # noqa: E402
 
 
 def ask_all(options: ServeOptions, model: str, questions: list[dict], max_tokens: int,

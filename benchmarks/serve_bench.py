@@ -16,7 +16,6 @@ import argparse
 import asyncio
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
-from persona.services import stop, wait_http  # noqa: E402
+from persona.services import free_port, stop, wait_http  # noqa: E402
 from serve.host import CpuFit, fit  # noqa: E402
 from serve.server import ServeOptions, start  # noqa: E402
 
@@ -73,12 +72,6 @@ class Level:
     @property
     def tokens_per_s(self) -> float:
         return self.tokens / self.wall_s
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def percentile(values: list[float], share: float) -> float:

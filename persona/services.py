@@ -17,6 +17,13 @@ class ServiceError(RuntimeError):
     """A service would not start; the message carries its log's tail."""
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
 def api_key() -> str:
     """PERSONA_API_KEY when set, else a fresh key that the caller prints once."""
     return os.environ.get("PERSONA_API_KEY") or "sk-persona-" + secrets.token_urlsafe(18)

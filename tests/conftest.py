@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import socket
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,15 +18,9 @@ import pytest
 from persona import commands
 from persona.card import PersonaCard, load_card, parse_card
 from persona.paths import REPO_ROOT
-from persona.services import Children
+from persona.services import Children, free_port
 
 DEFAULT_CARD = commands.DEFAULT_CARD
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @dataclass

@@ -17,7 +17,6 @@ import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ import yaml
 from persona import envs
 from persona.card import load_card
 from persona.paths import REPO_ROOT
+from persona.services import free_port
 
 DEPLOY = REPO_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -646,12 +646,6 @@ def test_vllm_accepts_every_deployed_serve_command(rendered, compose, fake_vllm)
     assert composed == {**common, "model": str(model), "tensor_parallel_size": 1}
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.mark.slow
 def test_ui_container_command_serves_health(tmp_path, compose):
     """The UI image's CMD and ENV, run from the repository as the image's /app: Chainlit comes up
@@ -661,7 +655,7 @@ def test_ui_container_command_serves_health(tmp_path, compose):
            "PERSONA_CARD": str(REPO_ROOT / "cards" / f"{CARD.id}.yaml"),
            "CHAINLIT_APP_ROOT": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
     env.pop("CI", None)
-    port = _free_port()
+    port = free_port()
     command = exec_form(dockerfile, "CMD")
     assert command[-4:] == ["--host", "0.0.0.0", "--port", "8001"]
     command = [sys.executable, "-m", *command[:-4], "--host", "127.0.0.1", "--port", str(port)]

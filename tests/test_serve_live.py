@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import socket
 import urllib.error
 import urllib.request
 
 import pytest
 
 from persona.paths import env_dir, model_dir
-from persona.services import stop, wait_http
+from persona.services import free_port, stop, wait_http
 from serve.server import ServeOptions, start
 
 BASE = model_dir("smollm2-135m-instruct")
@@ -21,12 +20,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(
     not (SERVE_ENV / "bin" / "vllm").exists() or not (BASE / ".done").exists(),
     reason="needs the serve env and the converted base: run `persona setup`",
 )]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from ui.launch import free_port, ui_command, wait_until_up
+from persona.services import free_port
+from ui.launch import ui_command, wait_until_up
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -6,7 +6,6 @@ Stdlib only at the top level: the CLI imports this without loading Chainlit.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -87,12 +86,6 @@ def ui_command(
         "--headless", "--host", host, "--port", str(port),
     ]
     return UILaunch(argv=argv, env=env, cwd=root, url=f"http://{host}:{port}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 def wait_until_up(url: str, timeout_s: float = 60.0, process: subprocess.Popen | None = None) -> None:
