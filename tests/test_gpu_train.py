@@ -87,4 +87,5 @@ def test_persona_train_on_cuda(tmp_path):
     assert last < first, f"the loss did not fall: {first:.3f} -> {last:.3f}"
     assert (run / "adapter" / "adapter_config.json").exists()
     assert list((run / "merged").glob("*.safetensors"))
-    assert manifest["chat"]["token_identity"] == "checked"
+    # the cases whose XTuner and chat-template renderings were compared token for token
+    assert {"en, no system", "zh, no system", "system", "two turns"} <= set(manifest["chat"]["token_identity"])
