@@ -279,6 +279,16 @@ def table(results: list[dict]) -> str:
     return "\n".join(rows)
 
 
+def loss_chart(results: list[dict], path: Path) -> Path:
+    """One loss curve per run, named by shape, variant and GPU count (e.g. 1 GPU against ZeRO-2)."""
+    from persona.plots import line_chart
+
+    series = {f"{r['shape']} {r['variant']}, {r['gpus']} GPU{'s' if r['gpus'] > 1 else ''}":
+              [tuple(point) for point in r.get("curve", [])] for r in results}
+    return line_chart(path, series, title="training loss per iteration", xlabel="iteration",
+                      ylabel="loss (rank 0)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -298,6 +308,7 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--json", type=Path)
     t = sub.add_parser("table", help="print the table of result files")
     t.add_argument("files", nargs="+", type=Path)
+    t.add_argument("--chart", type=Path, help="also draw the runs' loss curves into this PNG")
     args = parser.parse_args(argv)
     if args.command == "build":
         build(args.out, args.tokenizer, args.shapes)
@@ -305,7 +316,10 @@ def main(argv: list[str] | None = None) -> int:
         results = run(args)
         return 0 if all(item["ok"] for item in results) else 1
     else:
-        print(table([item for file in args.files for item in json.loads(file.read_text())]))
+        results = [item for file in args.files for item in json.loads(file.read_text())]
+        print(table(results))
+        if args.chart:
+            loss_chart(results, args.chart)
     return 0
 
 
