@@ -1,11 +1,13 @@
 """Do the personas served as LoRA adapters on a shared base answer like their merged models?
 
-    .venv/bin/python benchmarks/lora_match.py --run ~/.cache/persona/runs/lingxi
+    .venv/bin/python benchmarks/lora_match.py --run ~/.cache/persona/runs/lingxi ~/.cache/persona/runs/xiaocong
 
-Starts vLLM on the run's merged model, asks the held-out identity questions (data/heldout.json)
-greedily, stops it; then starts vLLM on the base with the run's adapter under two names (what
-`persona serve --adapters` does, with an alias to show routing by model name) and asks again.
-Prints the exact-match rate, how often each names the persona, and what the base alone says.
+For each run: starts vLLM on its merged model, asks its held-out identity questions
+(data/heldout.json) greedily, stops it. Then starts one vLLM server on the shared base with every
+run's adapter under its card id (what `persona serve --adapters` does) and asks each persona's
+questions through its own adapter, with the system prompt its merged template injects. Prints,
+per persona, the exact-match rate against the merged model, how often the answers name the
+persona and how often another one (routing by model name), and what the base alone says.
 """
 
 from __future__ import annotations
@@ -49,71 +51,86 @@ def serving(options: ServeOptions, log: Path):
     return process, time.perf_counter() - begin
 
 
+def merged_answers(run: Path, card, questions: list[dict], max_tokens: int, out: Path) -> tuple[list[str], float]:
+    options = ServeOptions(model=run / "merged", served_name=card.id, api_key=KEY, port=free_port())
+    process, startup = serving(options, out / f"vllm-merged-{card.id}.log")
+    try:
+        return ask_all(options, card.id, questions, max_tokens), startup
+    finally:
+        stop(process)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, required=True)
+    parser.add_argument("--run", type=Path, nargs="+", required=True, help="finished run folders")
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--out", type=Path, default=home() / "bench",
                         help="where the JSON and the server logs go (default: $PERSONA_HOME/bench)")
     args = parser.parse_args()
-    run = args.run.expanduser().resolve()
-    manifest = json.loads((run / "manifest.json").read_text())
-    card = parse_card(manifest["card"], str(run))
-    questions = json.loads((run / "data" / "heldout.json").read_text())
+    runs = [run.expanduser().resolve() for run in args.run]
+    manifests = [json.loads((run / "manifest.json").read_text()) for run in runs]
+    cards = [parse_card(m["card"], str(run)) for m, run in zip(manifests, runs)]
+    questions = {c.id: json.loads((run / "data" / "heldout.json").read_text()) for c, run in zip(cards, runs)}
     args.out.mkdir(parents=True, exist_ok=True)
 
-    merged_opts = ServeOptions(model=run / "merged", served_name=card.id, api_key=KEY, port=free_port())
-    process, merged_start = serving(merged_opts, args.out / "vllm-merged.log")
-    try:
-        merged = ask_all(merged_opts, card.id, questions, args.max_tokens)
-    finally:
-        stop(process)
+    merged, startup = {}, {}
+    for card, run in zip(cards, runs):
+        merged[card.id], startup[f"merged {card.id}"] = merged_answers(
+            run, card, questions[card.id], args.max_tokens, args.out)
 
-    served = plan([card], [run], Path(manifest["base_model"]))
-    alias = f"{card.id}-alias"
+    served = plan(cards, runs, Path(manifests[0]["base_model"]))
     lora_opts = ServeOptions(model=Path(served.base), served_name=served.base_name, api_key=KEY,
                              port=free_port(), chat_template=served.chat_template,
-                             lora_modules=served.adapters + ((alias, served.adapters[0][1]),),
-                             max_lora_rank=served.max_lora_rank)
-    process, lora_start = serving(lora_opts, args.out / "vllm-lora.log")
+                             lora_modules=served.adapters, max_lora_rank=served.max_lora_rank)
+    process, startup["adapters"] = serving(lora_opts, args.out / "vllm-lora.log")
+    lora, base = {}, {}
     try:
         from openai import NotFoundError, OpenAI
 
         listed = [m.id for m in OpenAI(base_url=lora_opts.base_url, api_key=KEY).models.list().data]
-        system = card.default_system_prompt()  # what the merged model's template injects
-        lora = ask_all(lora_opts, card.id, questions, args.max_tokens, system)
-        aliased = ask_all(lora_opts, alias, questions, args.max_tokens, system)
-        base = ask_all(lora_opts, served.base_name, questions, args.max_tokens)
+        for card in cards:
+            # the shared template injects no default: send what the merged template injects
+            lora[card.id] = ask_all(lora_opts, card.id, questions[card.id], args.max_tokens,
+                                    card.default_system_prompt())
+            base[card.id] = ask_all(lora_opts, served.base_name, questions[card.id], args.max_tokens)
         try:
-            ask_all(lora_opts, "no-such-persona", questions[:1], 4)
+            ask_all(lora_opts, "no-such-persona", questions[cards[0].id][:1], 4)
             unknown = "answered"
         except NotFoundError:
             unknown = "404"
     finally:
         stop(process)
 
-    def names(answers: list[str]) -> float:
-        hits = [getattr(card.name, q["lang"]) in a for q, a in zip(questions, answers)]
+    def names(card, qs: list[dict], answers: list[str]) -> float:
+        hits = [getattr(card.name, q["lang"]) in a for q, a in zip(qs, answers)]
         return sum(hits) / len(hits)
 
-    n = len(questions)
-    result = {
-        "questions": n, "listed": listed, "unknown_model": unknown,
-        "exact_match_lora_vs_merged": sum(a == b for a, b in zip(merged, lora)) / n,
-        "alias_equals_lora": sum(a == b for a, b in zip(aliased, lora)) / n,
-        "names_persona": {"merged": names(merged), "lora": names(lora), "base": names(base)},
-        "startup_s": {"merged": merged_start, "lora": lora_start},
-        "answers": [{"q": q["question"], "merged": m, "lora": lo, "base": b}
-                    for q, m, lo, b in zip(questions, merged, lora, base)],
-    }
+    personas = {}
+    for card in cards:
+        qs, others = questions[card.id], [c for c in cards if c.id != card.id]
+        personas[card.id] = {
+            "questions": len(qs),
+            "exact_match_lora_vs_merged": sum(a == b for a, b in zip(merged[card.id], lora[card.id])) / len(qs),
+            "names_persona": {"merged": names(card, qs, merged[card.id]),
+                              "lora": names(card, qs, lora[card.id]),
+                              "base": names(card, qs, base[card.id])},
+            # an adapter that answered with another persona's name would be a routing error
+            "names_another_persona": {"lora": max((names(o, qs, lora[card.id]) for o in others), default=0.0)},
+            "answers": [{"q": q["question"], "merged": m, "lora": lo, "base": b}
+                        for q, m, lo, b in zip(qs, merged[card.id], lora[card.id], base[card.id])],
+        }
+    result = {"listed": listed, "unknown_model": unknown, "startup_s": startup, "personas": personas}
     (args.out / "lora_match.json").write_text(json.dumps(result, ensure_ascii=False, indent=1))
     print(f"models listed: {listed}; unknown model: {unknown}")
-    print(f"exact match, LoRA vs merged: {result['exact_match_lora_vs_merged']:.0%} of {n}")
-    print(f"same answers under the alias: {result['alias_equals_lora']:.0%}")
-    print("names the persona: " + ", ".join(f"{k} {v:.0%}" for k, v in result["names_persona"].items()))
-    for row in result["answers"]:
-        if row["merged"] != row["lora"]:
-            print(f"  differs: {row['q']!r}\n    merged: {row['merged']!r}\n    lora:   {row['lora']!r}")
+    print("start-up: " + ", ".join(f"{k} {v:.0f} s" for k, v in startup.items()))
+    for card_id, row in personas.items():
+        n = row["questions"]
+        print(f"{card_id}: exact match, LoRA vs merged: {row['exact_match_lora_vs_merged']:.0%} of {n}; "
+              "names the persona: " + ", ".join(f"{k} {v:.0%}" for k, v in row["names_persona"].items())
+              + f"; names another persona: {row['names_another_persona']['lora']:.0%}")
+        for answer in row["answers"]:
+            if answer["merged"] != answer["lora"]:
+                print(f"  differs: {answer['q']!r}\n    merged: {answer['merged']!r}\n    lora:   {answer['lora']!r}")
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 from persona.card import CardError, PersonaCard, load_card
+from persona.services import tail
 from train import run_state
 from train.dataset import dataset_stats, write_dataset
 from train.dataset_file import DatasetError, load_samples
@@ -156,10 +157,6 @@ def run_logged(command: list[str], log: Path, env: dict[str, str], on_line=None)
         process.wait()
     if process.returncode != 0:
         raise PipelineError(f"{log.stem} exited {process.returncode}; see {log}")
-
-
-def tail(path: Path, lines: int = 30) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
 
 def duration(seconds: float) -> str:
