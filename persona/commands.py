@@ -164,9 +164,9 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
     except ValueError as error:
         raise CommandError(f"cannot serve {persona.id}: {error}") from None
     ensure_free(host, port, "--port / API_PORT")
-    names = "+".join(name for name, _ in adapters) or persona.id
-    log = home() / "logs" / f"vllm-{names}-{port}.log"
-    what = f"{', '.join(name for name, _ in adapters)} as LoRA adapters on {Path(str(model)).name}" if adapters else persona.id
+    names = [name for name, _ in adapters]
+    log = home() / "logs" / f"vllm-{'+'.join(names) or persona.id}-{port}.log"
+    what = f"{', '.join(names)} as LoRA adapters on {Path(str(model)).name}" if names else persona.id
     print(f"persona: starting vLLM for {what} on http://{host}:{port}/v1 (log: {log})", flush=True)
     process = children.add(start(options, envs.ensure("serve"), log))
     seconds = wait_http(options.health_url, process, log, timeout=900, what="vLLM")
