@@ -30,7 +30,7 @@ sys.path.insert(0, str(REPO))
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
 from persona.services import free_port, stop, wait_http  # noqa: E402
-from serve.host import CpuFit, fit  # noqa: E402
+from serve.host import CpuFit, fit, usable_cpus  # noqa: E402
 from serve.server import ServeOptions, start  # noqa: E402
 
 KEY = "sk-bench-local"
@@ -41,6 +41,10 @@ EXTRA_QUESTIONS = ["What is the capital of France?", "Explain what a CPU does.",
 def _configs(run: Path, served: str) -> dict[str, dict]:
     """Named changes to persona's serving defaults (ServeOptions fields)."""
     auto = CpuFit("auto", None, fit().kv_cache_gib)
+    iomp = str(envs.env_dir("serve") / "lib" / "libiomp5.so")
+    cores = usable_cpus()
+    uniproc = {"VLLM_ENABLE_V1_MULTIPROCESSING": "0", "OMP_NUM_THREADS": str(len(cores)),
+               "GOMP_CPU_AFFINITY": " ".join(map(str, cores))}
     return {
         "persona": {},  # what `persona serve` does: eager, every core, prefix caching on
         "vllm-threads": {"cpu": auto},  # vLLM's own binding: one core kept for its scheduler
@@ -51,7 +55,16 @@ def _configs(run: Path, served: str) -> dict[str, dict]:
         "compiled": {"enforce_eager": False},
         "bf16": {"dtype": "bfloat16"},
         # Intel's OpenMP (shipped in the serve env) instead of the libgomp vLLM preloads.
-        "iomp": {"_env": {"LD_PRELOAD": str(envs.env_dir("serve") / "lib" / "libiomp5.so")}},
+        "iomp": {"_env": {"LD_PRELOAD": iomp}},
+        "bf16-compiled": {"dtype": "bfloat16", "enforce_eager": False},
+        "bf16-iomp": {"dtype": "bfloat16", "_env": {"LD_PRELOAD": iomp}},
+        # libgomp's idle threads sleep at once instead of spinning, leaving the cores to the
+        # API server and scheduler processes between the model's parallel regions.
+        "omp-passive": {"_env": {"OMP_WAIT_POLICY": "PASSIVE"}},
+        # The model runs inside the engine-core process (vLLM's uniproc executor) instead of a
+        # third worker process: no hand-over between processes at every step. vLLM then sets no
+        # OpenMP variables, so they are given here.
+        "uniproc": {"_env": uniproc},
         # The base once, the persona as a LoRA adapter (what `persona serve --adapters` does).
         "lora": {"model": None, "served_name": "base", "chat_template": run / "merged" / "chat_template.jinja",
                  "lora_modules": ((served, run / "adapter"),)},

