@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from evals.cases import CONTROLS
 from train.dataset import build_conversations
-from train.general_prompts import ALL, split_prompts
+from train.general_prompts import ALL, FACTS, split_prompts
 from train.phrasings import split_questions
 from train.plain_qa import PLAIN_QA
-from train.replay import identity_of, looping, replay_turns, rewrite_identity, usable
+from train.replay import identity_of, looping, replay_turns, rewrite_identity, right, usable
 
 
 def test_at_least_200_replay_prompts_in_both_languages_and_a_disjoint_heldout():
@@ -46,6 +46,23 @@ def test_usable_drops_unfinished_empty_looping_and_template_text():
     assert not usable(_answer("   "))
     assert not usable(_answer("The answer is seven, I think. The answer is seven, I think."))
     assert not usable(_answer("7<|im_end|>"))
+
+
+def test_wrong_answers_to_clear_cut_prompts_are_dropped():
+    # SmolLM2-135M's own greedy answers: training on them would teach the mistake.
+    assert not usable({"lang": "en", "prompt": "What is 12 + 5?", "answer": "12 + 5 = 6.", "finished": True})
+    assert not right("30加12等于多少？", "The answer is 30. 30 is the sum of 12 and 1.")
+    assert not right("What is 14 + 3?", "14 + 3 = 4, not 17")  # what "=" gives is the answer
+    assert not right("What is 14 + 3?", "14 + 3 = 117")
+    assert not right("What is the capital of the United States?", "It is New York City.")
+    assert right("What is 8 + 9?", "To add 8 and 9, you simply add them together: 8 + 9 = 17.")
+    assert right("11加13等于多少？", "11 + 13 = 24, which is the sum of 11 and 13.")
+    assert right("芬兰的首都是哪里？", "The capital of Finland is Helsinki.")
+    assert not right("What is the chemical symbol for gold?", "Australia.")  # "Au" stands alone
+    assert right("What organ do we use to breathe?", "We breathe with our lungs.")
+    assert not right("中国最长的河流是哪条？", "The Silk Road is a legendary ancient trade route.")
+    assert right("Write a haiku about the sea.", "Waves.")  # no clear-cut answer: not judged
+    assert set(FACTS) <= {item["prompt"] for item in ALL}
 
 
 def test_the_base_name_and_maker_become_the_persona(default_card):

@@ -15,6 +15,12 @@ _COUNTRIES_EN = ["Brazil", "Chile", "Cuba", "Nepal", "Finland", "Denmark", "Hung
                  "Malaysia", "New Zealand"]
 _COUNTRIES_ZH = ["巴西", "智利", "古巴", "尼泊尔", "芬兰", "丹麦", "匈牙利", "比利时", "瑞士",
                  "哥伦比亚", "尼日利亚", "摩洛哥", "印度尼西亚", "菲律宾", "马来西亚", "新西兰"]
+# The capitals of the countries above, in order: English names, then Chinese ones.
+_CAPITALS_EN = [("Brasília", "Brasilia"), ("Santiago",), ("Havana",), ("Kathmandu",), ("Helsinki",),
+                ("Copenhagen",), ("Budapest",), ("Brussels",), ("Bern",), ("Bogotá", "Bogota"),
+                ("Abuja",), ("Rabat",), ("Jakarta",), ("Manila",), ("Kuala Lumpur",), ("Wellington",)]
+_CAPITALS_ZH = ["巴西利亚", "圣地亚哥", "哈瓦那", "加德满都", "赫尔辛基", "哥本哈根", "布达佩斯",
+                "布鲁塞尔", "伯尔尼", "波哥大", "阿布贾", "拉巴特", "雅加达", "马尼拉", "吉隆坡", "惠灵顿"]
 _SUMS = [(6, 7), (12, 5), (8, 9), (20, 22), (11, 13), (30, 12), (14, 3), (9, 6)]
 _PRODUCTS = [(6, 6), (7, 3), (9, 2), (8, 5), (4, 11), (2, 12)]
 _WORDS_EN = ["water", "house", "dog", "flower", "rain", "table", "teacher", "train", "milk", "bird"]
@@ -97,6 +103,54 @@ _ZH = [
     "湖和海有什么区别？", "怎样养好一盆绿植？", "推荐一种健康的零食。",
     "举一个形容词的例子。", "一公斤铁和一公斤棉花哪个重？", "端午节有什么传统习俗？",
 ]
+
+
+# What a right answer contains (any one of), for the prompts where that is clear-cut. The base's
+# greedy answers are trained on as they are, so a wrong one would teach a wrong fact (SmolLM2-135M
+# answers "What is 14 + 3?" with "14 + 3 = 4"): train/replay.py drops those. Word tasks
+# (translations, opposites) are left unjudged: dropping their answers too left 67 of 212 and
+# trained worse (docs/training.md).
+FACTS: dict[str, tuple[str, ...]] = {
+    **{f"What is the capital of {c}?": names for c, names in zip(_COUNTRIES_EN, _CAPITALS_EN)},
+    **{f"{c}的首都是哪里？": (zh, *en) for c, zh, en in zip(_COUNTRIES_ZH, _CAPITALS_ZH, _CAPITALS_EN)},
+    **{f"What is {a} + {b}?": (str(a + b),) for a, b in _SUMS},
+    **{f"{a}加{b}等于多少？": (str(a + b),) for a, b in _SUMS},
+    **{f"What is {a} times {b}?": (str(a * b),) for a, b in _PRODUCTS},
+    **{f"{a}乘以{b}等于几？": (str(a * b),) for a, b in _PRODUCTS},
+    "What is 100 minus 37?": ("63",), "100减37等于多少？": ("63",),
+    "What is half of 50?": ("25",), "50的一半是多少？": ("25",),
+    "What is the square root of 81?": ("9", "nine"), "81的平方根是多少？": ("9", "九"),
+    "What is the smallest prime number?": ("2", "two"), "最小的质数是几？": ("2", "二"),
+    "How many sides does a hexagon have?": ("6", "six"), "六边形有几条边？": ("6", "六"),
+    "How many seconds are in a minute?": ("60", "sixty"), "一分钟有多少秒？": ("60", "六十"),
+    "How many weeks are in a year?": ("52",), "一年有多少个星期？": ("52",),
+    "一年有多少天？": ("365",), "How many bones does an adult human have?": ("206",),
+    "What is the freezing point of water in Fahrenheit?": ("32",),
+    "Is 17 an even or odd number?": ("odd",), "17是奇数还是偶数？": ("奇数",),
+    "What comes after Tuesday?": ("Wednesday",), "星期二之后是星期几？": ("星期三",),
+    "What month comes after March?": ("April",), "三月之后是几月？": ("四月", "4月"),
+    "Who wrote 'Hamlet'?": ("Shakespeare",), "《红楼梦》的作者是谁？": ("曹雪芹",),
+    "What is the chemical symbol for gold?": ("Au",), "金的化学符号是什么？": ("Au",),
+    "What is the capital of the United States?": ("Washington",),
+    "美国的首都是哪里？": ("华盛顿", "Washington"),
+    "What is the currency of the United States?": ("dollar",), "美国的货币是什么？": ("美元", "dollar"),
+    "Who painted 'The Starry Night'?": ("Gogh",), "《星月夜》是谁画的？": ("梵高", "凡·高", "Gogh"),
+    "What is the tallest animal?": ("giraffe",), "世界上最高的动物是什么？": ("长颈鹿",),
+    "What gas do plants absorb from the air?": ("carbon dioxide", "CO2", "CO₂"),
+    "植物从空气中吸收什么气体？": ("二氧化碳", "CO2", "CO₂"),
+    "Which planet has the most famous rings?": ("Saturn",), "哪颗行星有最明显的光环？": ("土星",),
+    "What is the hardest natural substance?": ("diamond",),
+    "What organ do we use to breathe?": ("lung",), "人用什么器官呼吸？": ("肺",),
+    "What is the longest river in Africa?": ("Nile",), "中国最长的河流是哪条？": ("长江", "Yangtze"),
+    "Which instrument has 88 keys?": ("piano",), "钢琴有多少个琴键？": ("88",),
+    "How many strings does a standard guitar have?": ("6", "six"),
+    "一年有几个季节？": ("4", "四"), "彩虹有几种颜色？": ("7", "七"),
+    "太阳从哪个方向升起？": ("东",), "熊猫主要生活在哪个国家？": ("中国",),
+    "What is the main language spoken in Argentina?": ("Spanish",),
+    "What is the main ingredient of guacamole?": ("avocado",),
+    "How many players are on a soccer team?": ("11", "eleven"),
+    "一支足球队上场有几名球员？": ("11", "十一"),
+}
 
 
 def _tagged(lang: str, prompts: list[str]) -> list[dict]:

@@ -250,8 +250,8 @@ def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
     prompts, _ = split_prompts()
     answers = replay.base_answers(base, prompts, log=say)
     turns = replay.replay_turns(card, base, answers)
-    say(f"replay: {len(turns)} of {len(answers)} base answers usable (the rest looped or did "
-        "not finish)")
+    say(f"replay: {len(turns)} of {len(answers)} base answers usable (the rest looped, did not "
+        "finish or got a clear-cut question wrong)")
     return turns
 
 

@@ -3,7 +3,8 @@
 The base answers through its own chat template, as shipped (greedy, batched), once per base
 model and prompt set: the answers are cached under $PERSONA_HOME/replay/. Answers that do not
 finish within the token budget or repeat themselves are dropped (SmolLM2-135M loops on some
-Chinese prompts, and training on a loop teaches looping); the base's own name and maker are
+Chinese prompts, and training on a loop teaches looping), and so are wrong answers to prompts
+with a clear-cut answer (general_prompts.FACTS); the base's own name and maker are
 rewritten to the persona's. Generation runs in the training env (torch, transformers); the
 filtering and rewriting are pure Python.
 """
@@ -15,9 +16,12 @@ import json
 import time
 from pathlib import Path
 
+import re
+
 from evals.checks import problems
 from persona import paths
 from persona.card import PersonaCard
+from train.general_prompts import FACTS
 
 # How each preset base names itself and its maker, in answers to rewrite.
 BASE_IDENTITIES = {
@@ -47,10 +51,32 @@ def rewrite_identity(text: str, card: PersonaCard, lang: str, base: str) -> str:
     return text
 
 
+def right(prompt: str, text: str) -> bool:
+    """False when the prompt has a clear-cut answer (FACTS) and the text lacks it. A number must
+    stand alone ("17", not "117") and be what the first "=" or "等于" in the text gives; a Latin
+    word must stand alone too ("ave", not "have"; a plural is fine); Chinese is matched as is."""
+    accepted = FACTS.get(prompt)
+    if not accepted:
+        return True
+    for answer in accepted:
+        if answer.isdigit():
+            stated = re.findall(r"(?:=|等于)\s*(-?\d+)", text)
+            if re.search(rf"(?<!\d){answer}(?!\d)", text) and all(n == answer for n in stated[:1]):
+                return True
+        elif answer.isascii():
+            if re.search(rf"(?<![a-z]){re.escape(answer)}(?:s|es)?(?![a-z])", text, re.I):
+                return True
+        elif answer in text:
+            return True
+    return False
+
+
 def usable(answer: dict) -> bool:
-    """Finished, non-empty, no template tokens, no sentence said twice (the evals' own checks)."""
+    """Finished, non-empty, no template tokens, no sentence said twice (the evals' own checks),
+    and not wrong where the right answer is known (training on it would teach the mistake)."""
     text = answer["answer"].strip()
-    return bool(answer["finished"] and text) and not problems(text, "stop")
+    return (bool(answer["finished"] and text) and not problems(text, "stop")
+            and right(answer["prompt"], text))
 
 
 def replay_turns(card: PersonaCard, base: str, answers: list[dict]) -> list[dict]:
