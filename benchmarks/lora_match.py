@@ -51,7 +51,9 @@ def serving(options: ServeOptions, log: Path):
     return process, time.perf_counter() - begin
 
 
-def merged_answers(run: Path, card, questions: list[dict], max_tokens: int, out: Path) -> tuple[list[str], float]:
+def merged_answers(run: Path, card, questions: list[dict], max_tokens: int,
+                   out: Path) -> tuple[list[str], float]:
+    """The merged model's answers, served on its own, and its start-up seconds."""
     options = ServeOptions(model=run / "merged", served_name=card.id, api_key=KEY, port=free_port())
     process, startup = serving(options, out / f"vllm-merged-{card.id}.log")
     try:
@@ -70,7 +72,8 @@ def main() -> None:
     runs = [run.expanduser().resolve() for run in args.run]
     manifests = [json.loads((run / "manifest.json").read_text()) for run in runs]
     cards = [parse_card(m["card"], str(run)) for m, run in zip(manifests, runs)]
-    questions = {c.id: json.loads((run / "data" / "heldout.json").read_text()) for c, run in zip(cards, runs)}
+    questions = {c.id: json.loads((run / "data" / "heldout.json").read_text())
+                 for c, run in zip(cards, runs)}
     args.out.mkdir(parents=True, exist_ok=True)
 
     merged, startup = {}, {}
@@ -110,12 +113,14 @@ def main() -> None:
         qs, others = questions[card.id], [c for c in cards if c.id != card.id]
         personas[card.id] = {
             "questions": len(qs),
-            "exact_match_lora_vs_merged": sum(a == b for a, b in zip(merged[card.id], lora[card.id])) / len(qs),
+            "exact_match_lora_vs_merged":
+                sum(a == b for a, b in zip(merged[card.id], lora[card.id])) / len(qs),
             "names_persona": {"merged": names(card, qs, merged[card.id]),
                               "lora": names(card, qs, lora[card.id]),
                               "base": names(card, qs, base[card.id])},
             # an adapter that answered with another persona's name would be a routing error
-            "names_another_persona": {"lora": max((names(o, qs, lora[card.id]) for o in others), default=0.0)},
+            "names_another_persona":
+                {"lora": max((names(o, qs, lora[card.id]) for o in others), default=0.0)},
             "answers": [{"q": q["question"], "merged": m, "lora": lo, "base": b}
                         for q, m, lo, b in zip(qs, merged[card.id], lora[card.id], base[card.id])],
         }

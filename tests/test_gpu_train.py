@@ -88,4 +88,5 @@ def test_persona_train_on_cuda(tmp_path):
     assert (run / "adapter" / "adapter_config.json").exists()
     assert list((run / "merged").glob("*.safetensors"))
     # the cases whose XTuner and chat-template renderings were compared token for token
-    assert {"en, no system", "zh, no system", "system", "two turns"} <= set(manifest["chat"]["token_identity"])
+    checked = set(manifest["chat"]["token_identity"])
+    assert {"en, no system", "zh, no system", "system", "two turns"} <= checked

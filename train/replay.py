@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
-
-import re
 
 from evals.checks import problems
 from persona import paths
@@ -54,7 +53,7 @@ def rewrite_identity(text: str, card: PersonaCard, lang: str, base: str) -> str:
 def right(prompt: str, text: str) -> bool:
     """False when the prompt has a clear-cut answer (FACTS) and the text lacks it. A number must
     stand alone ("17", not "117") and be what the first "=" or "等于" in the text gives; a Latin
-    word must stand alone too ("ave", not "have"; a plural is fine); Chinese is matched as is."""
+    word must stand alone too ("Au", not "Australia"; a plural is fine); Chinese is matched as is."""
     accepted = FACTS.get(prompt)
     if not accepted:
         return True
