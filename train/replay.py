@@ -18,25 +18,25 @@ import time
 from pathlib import Path
 
 from evals.checks import problems
+from evals.general_skills import is_right
 from persona import paths
 from persona.card import PersonaCard
 from train.general_prompts import FACTS
 
-# How each preset base names itself and its maker, in answers to rewrite.
+# How each base family names itself and its maker, in answers to rewrite; keyed by the prefix
+# of its preset, folder or hub name (smollm2-135m-instruct, Qwen2.5-7B-Instruct, internlm2_5-...).
 BASE_IDENTITIES = {
-    "smollm2-135m-instruct": (("SmolLM2", "SmolLM"), ("Hugging Face", "HuggingFace")),
-    "qwen2.5-instruct": (("Qwen", "通义千问"), ("Alibaba Cloud", "阿里云", "阿里巴巴")),
-    "internlm2.5-chat": (("InternLM", "书生·浦语", "书生浦语"), ("Shanghai AI Laboratory",
-                                                              "上海人工智能实验室")),
+    "smollm": (("SmolLM2", "SmolLM"), ("Hugging Face", "HuggingFace")),
+    "qwen": (("Qwen", "通义千问"), ("Alibaba Cloud", "阿里云", "阿里巴巴")),
+    "internlm": (("InternLM", "书生·浦语", "书生浦语"), ("Shanghai AI Laboratory", "上海人工智能实验室")),
 }
 
 
 def identity_of(base: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """(names, makers) a base model uses for itself; by preset name or folder/hub name."""
     key = Path(base.rstrip("/")).name.lower()
-    for preset, identity in BASE_IDENTITIES.items():
-        family = preset.split("-")[0].split(".")[0]  # smollm2, qwen2, internlm2
-        if key == preset or key.startswith(family[:-1]):
+    for prefix, identity in BASE_IDENTITIES.items():
+        if key.startswith(prefix):
             return identity
     return (), ()
 
@@ -51,23 +51,17 @@ def rewrite_identity(text: str, card: PersonaCard, lang: str, base: str) -> str:
 
 
 def right(prompt: str, text: str) -> bool:
-    """False when the prompt has a clear-cut answer (FACTS) and the text lacks it. A number must
-    stand alone ("17", not "117") and be what the first "=" or "等于" in the text gives; a Latin
-    word must stand alone too ("Au", not "Australia"; a plural is fine); Chinese is matched as is."""
+    """False when the prompt has a clear-cut answer (FACTS) and the text lacks it, judged as the
+    evals judge general skills (whole numbers and words, Chinese anywhere), or when the first
+    "=" or "等于" in the text gives another number ("14 + 3 = 4, not 17")."""
     accepted = FACTS.get(prompt)
     if not accepted:
         return True
-    for answer in accepted:
-        if answer.isdigit():
-            stated = re.findall(r"(?:=|等于)\s*(-?\d+)", text)
-            if re.search(rf"(?<!\d){answer}(?!\d)", text) and all(n == answer for n in stated[:1]):
-                return True
-        elif answer.isascii():
-            if re.search(rf"(?<![a-z]){re.escape(answer)}(?:s|es)?(?![a-z])", text, re.I):
-                return True
-        elif answer in text:
-            return True
-    return False
+    stated = re.findall(r"(?:=|等于)\s*(-?\d+)", text)
+    numbers = [answer for answer in accepted if answer.isdigit()]
+    if stated and numbers and stated[0] not in numbers:
+        return False
+    return is_right(text, accepted)
 
 
 def usable(answer: dict) -> bool:
