@@ -43,7 +43,7 @@ from train import run_state
 from train.dataset import dataset_stats, write_dataset
 from train.dataset_file import DatasetError, load_samples
 from train.phrasings import split_questions
-from train.xtuner_config import TrainOptions, render_config
+from train.xtuner_config import METHODS, TrainOptions, render_config
 
 # Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
 DEFAULT_REPLAY_RATIO = 0.5
@@ -410,7 +410,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-probe", action="store_true", help="skip the greedy answers at the end")
     parser.add_argument("--dataset", type=Path,
                         help="conversation-format JSON to train on instead of the card's dataset")
-    parser.add_argument("--method", choices=("qlora", "lora", "full"))
+    parser.add_argument("--method", choices=METHODS)
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--max-steps", type=int,
                         help="train this many optimizer steps instead of --epochs")
@@ -486,7 +486,7 @@ def only_merge(run: Path) -> tuple:
     checkpoint = final_checkpoint(run / "work")
     old = run_state.read_manifest(run)
     return (checkpoint, settings.get("method", "qlora"), settings.get("prompt_template", "qwen_chat"),
-            old.get("hyperparameters"), old.get("dataset"), None)
+            old.get("hyperparameters"), old.get("dataset"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -519,7 +519,8 @@ def main(argv: list[str] | None = None) -> int:
     share_busy_cpu(env)
     clock = Stopwatch()
     if args.only_merge:
-        checkpoint, method, template, hyperparameters, stats, resumed = only_merge(run)
+        checkpoint, method, template, hyperparameters, stats = only_merge(run)
+        resumed = None
     else:
         if args.force and (run / "work").exists():
             shutil.rmtree(run / "work")  # --force: train anew, never resume
