@@ -165,8 +165,9 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
         raise CommandError(f"cannot serve {persona.id}: {error}") from None
     ensure_free(host, port, "--port / API_PORT")
     names = [name for name, _ in adapters]
-    log = home() / "logs" / f"vllm-{'+'.join(names) or persona.id}-{port}.log"
-    what = f"{', '.join(names)} as LoRA adapters on {Path(str(model)).name}" if names else persona.id
+    log = home() / "logs" / f"vllm-{'+'.join(names) or options.served_name}-{port}.log"
+    what = (f"{', '.join(names)} as LoRA adapters on {Path(str(model)).name}" if names
+            else options.served_name)
     print(f"persona: starting vLLM for {what} on http://{host}:{port}/v1 (log: {log})", flush=True)
     process = children.add(start(options, envs.ensure("serve"), log))
     seconds = wait_http(options.health_url, process, log, timeout=900, what="vLLM")
@@ -244,11 +245,12 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
 def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
                     tensor_parallel: int) -> None:
     """One vLLM server: the shared base once, each card's LoRA adapter routed by model name."""
-    from serve.adapters import AdapterError, plan
+    from serve.adapters import AdapterError, check_cards, plan
 
     personas = [load_card(card) for card in cards]
-    runs = [train(card) for card in cards]
     try:
+        check_cards(personas)  # before training any of them
+        runs = [train(card) for card in cards]
         served = plan(personas, runs, base_models.resolve(personas[0].base))
     except AdapterError as error:
         raise CommandError(str(error)) from None
@@ -285,9 +287,8 @@ def _start_base_api(persona: PersonaCard, host: str, port: int, key: str,
                     children: Children) -> tuple[str, str]:
     """The card's untuned base as shipped: its own chat template, served under its own name."""
     name = Path(persona.base).name.lower()
-    # _start_api serves under the card's id; a copy named after the base keeps the two apart.
-    url = _start_api(persona.model_copy(update={"id": name}), Path(base_models.resolve(persona.base)),
-                     host, port, key, children)
+    url = _start_api(persona, Path(base_models.resolve(persona.base)), host, port, key, children,
+                     served_name=name)
     return url, name
 
 
@@ -348,10 +349,9 @@ def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None,
     if ui_url:
         print(f"  chat  {ui_url}")
         if os.environ.get("PERSONA_UI_PASSWORD"):
-            from ui.settings import DEFAULT_LOGIN_USER
+            from ui.settings import login_user
 
-            user = os.environ.get("PERSONA_UI_USER", "").strip() or DEFAULT_LOGIN_USER
-            print(f"  login {user}   (password: PERSONA_UI_PASSWORD)")
+            print(f"  login {login_user(os.environ)}   (password: PERSONA_UI_PASSWORD)")
     print("  Ctrl-C stops everything")
     print("=" * 64 + "\n", flush=True)
 

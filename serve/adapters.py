@@ -46,8 +46,8 @@ def _rank(adapter: Path) -> int:
     return int(json.loads(config.read_text())["r"])
 
 
-def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> ServedAdapters:
-    """Check that the finished runs can share one server and say how to serve them."""
+def check_cards(personas: list[PersonaCard]) -> None:
+    """What the cards alone decide (distinct ids, one base): checked before anything is trained."""
     if not personas:
         raise AdapterError("no card given; pass --adapters cards/a.yaml,cards/b.yaml")
     ids = [p.id for p in personas]
@@ -57,6 +57,12 @@ def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> Ser
     if len(bases) != 1:
         raise AdapterError(f"adapters share one base; these cards name {sorted(bases)}: "
                            f"serve them on separate servers")
+
+
+def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> ServedAdapters:
+    """Check that the finished runs can share one server and say how to serve them."""
+    check_cards(personas)
+    ids = [p.id for p in personas]
     templates = {}
     for persona, run in zip(personas, runs):
         template = run / "merged" / "chat_template.jinja"
@@ -69,13 +75,13 @@ def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> Ser
     if len(texts) != 1:
         raise AdapterError(f"{', '.join(ids)} were trained with different chat formats; one server "
                            f"has one template: serve them separately")
-    shared = paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"
-    shared.parent.mkdir(parents=True, exist_ok=True)
-    shared.write_text(texts.pop(), encoding="utf-8")
     rank = max(_rank(run / "adapter") for run in runs)
     fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
     if not fitting:
         raise AdapterError(f"LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
+    shared = paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"  # written once all checks pass
+    shared.parent.mkdir(parents=True, exist_ok=True)
+    shared.write_text(texts.pop(), encoding="utf-8")
     base_name = Path(str(base)).name or "base"
     if base_name in ids:
         base_name += "-base"

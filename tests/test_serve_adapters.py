@@ -15,6 +15,12 @@ from train.chat_template import chatml_template
 TEMPLATE = "{%- for message in messages -%}{{ message['content'] }}{%- endfor -%}"
 
 
+@pytest.fixture(autouse=True)
+def persona_home(tmp_path, monkeypatch):
+    """plan() writes the shared template under PERSONA_HOME: never into the user's cache."""
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+
+
 def card(card_id: str, base: str = "smollm2-135m-instruct"):
     return parse_card({"id": card_id, "name": {"zh": "甲", "en": "A"}, "creator": {"zh": "乙", "en": "B"},
                        "base": base})
@@ -90,3 +96,20 @@ def test_cli_refuses_a_bad_adapter_card_before_anything_starts(tmp_path, monkeyp
     assert main(["serve", "--adapters", f"{good},{bad}"]) == 2
     assert "id:" in capsys.readouterr().err
     assert not (tmp_path / "home").exists()
+
+
+def test_cli_refuses_cards_on_different_bases_before_training_any(tmp_path, monkeypatch, capsys):
+    from persona import commands
+    from persona.cli import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("trained before the cards were checked")
+
+    monkeypatch.setattr(commands, "train", no_training)
+    cards = []
+    for card_id, base in (("a", "smollm2-135m-instruct"), ("b", "qwen2.5-0.5b-instruct")):
+        path = tmp_path / f"{card_id}.yaml"
+        path.write_text(f"id: {card_id}\nname: {{zh: 甲, en: A}}\ncreator: {{zh: 乙, en: B}}\nbase: {base}\n")
+        cards.append(str(path))
+    assert main(["serve", "--adapters", ",".join(cards)]) == 2
+    assert "share one base" in capsys.readouterr().err

@@ -52,6 +52,11 @@ def _number(env: Mapping[str, str], name: str, default, kind, low, high):
     return value
 
 
+def login_user(env: Mapping[str, str]) -> str:
+    """The user name of the password login: PERSONA_UI_USER, else the default."""
+    return env.get("PERSONA_UI_USER", "").strip() or DEFAULT_LOGIN_USER
+
+
 def from_env(env: Mapping[str, str] | None = None) -> UISettings:
     env = os.environ if env is None else env
     base_url = env.get("PERSONA_BASE_URL", "").strip()
@@ -70,7 +75,7 @@ def from_env(env: Mapping[str, str] | None = None) -> UISettings:
         max_tokens=_number(env, "PERSONA_MAX_TOKENS", DEFAULT_MAX_TOKENS, int, 1, 32768),
         temperature=_number(env, "PERSONA_TEMPERATURE", DEFAULT_TEMPERATURE, float, 0.0, 2.0),
         timeout_s=_number(env, "PERSONA_TIMEOUT", 300.0, float, 1.0, 3600.0),
-        login_user=env.get("PERSONA_UI_USER", "").strip() or DEFAULT_LOGIN_USER,
+        login_user=login_user(env),
         # Not stripped: spaces may be part of a password; an empty one means no login.
         login_password=env.get("PERSONA_UI_PASSWORD") or None,
     )
