@@ -55,7 +55,7 @@ COPY cards/ cards/
 # requirements/train.txt, mended by train/install_fixes.py, stamped so `persona train` reuses it.
 RUN python -m persona.cli setup --env train
 # Multi-GPU runs with `--deepspeed` need DeepSpeed in that env, e.g.
-#   --build-arg EXTRA_PIP="deepspeed==0.19.8"  (a release that supports the pinned torch)
+#   --build-arg EXTRA_PIP="deepspeed==0.18.0"  (0.19 breaks mmengine 0.10.6, docs/gpu.md)
 ARG EXTRA_PIP=""
 RUN if [ -n "$EXTRA_PIP" ]; then "$PERSONA_HOME/envs/train/bin/python" -m pip install $EXTRA_PIP; fi
 COPY --from=base-model /out/smollm2-135m-instruct $PERSONA_HOME/models/smollm2-135m-instruct

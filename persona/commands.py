@@ -223,7 +223,7 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         out: run folder (default: the card's run folder in the cache)
         port: API port
         host: bind address (127.0.0.1 keeps it on this machine)
-        compile: let vLLM compile the model graph (start-up ~3 min instead of ~30 s on CPU)
+        compile: let vLLM compile the model graph (start-up ~80 s instead of ~25 s on CPU)
         tensor_parallel: GPUs to split the model over (CUDA hosts only)
         adapters: comma-separated cards to serve together on their shared base, each as a LoRA adapter under its id (replaces --card)
     """
