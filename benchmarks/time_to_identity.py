@@ -1,16 +1,20 @@
 """Time-to-identity: how long data + train + merge take, and what the model knows afterwards.
 
   .venv/bin/python benchmarks/time_to_identity.py [--card cards/xiaocong.yaml]
-      [--config NAME:EPOCHS:REPLAY_RATIO ...] [--out DIR]
+      [--config NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] ...] [--out DIR]
 
 Each config is one fresh `python -m train.pipeline` run (the training env) of the card; the
 baseline (no general-skill replay) runs beside the others in the same invocation. After each
 run the merged model answers, greedily through its own chat template:
-  identity   the held-out identity phrasings (never trained on), judged by the evals' checks;
-  leakage    the held-out general prompts and the evals' control questions: the share of
-             answers that name the persona or its creator;
-  agreement  the held-out general prompts: the share of answers identical to the base model's
-             own answer (first sentence, and whole answer).
+  identity   the held-out identity questions (persona/identity/heldout.py, worded unlike any
+             training phrasing), judged by the evals' checks, in the language asked;
+  leakage    per language, the unrelated yardstick (persona/identity/unrelated.py), the evals'
+             control questions and the held-out general prompts: the share of answers that
+             name the persona or its creator, with a 95 % Wilson interval;
+  skills     the evals' general-skill questions: the base's right answers the persona lost,
+             and the ones it gained, counted apart;
+  agreement  the held-out general prompts: the share of answers whose first sentence is the
+             base model's own.
 Prints a table and writes results.json and a chart into --out. Train nothing else meanwhile:
 two trainings on two cores are ~25x slower each.
 """
@@ -27,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_CONFIGS = ["no-replay:1:0", "replay-0.5:1:0.5", "replay-0.5:2:0.5"]
+DEFAULT_CONFIGS = ["no-replay:1:0", "default:1:0.5"]
 FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。！？](?=\s|$)|\n|$)", re.S)
 
 
@@ -35,58 +39,91 @@ def first_sentence(text: str) -> str:
     return FIRST_SENTENCE.match(text.strip()).group(0).strip()
 
 
+def _rate(count: int, total: int) -> dict:
+    from persona.stats import wilson
+
+    low, high = wilson(count, total)
+    return {"count": count, "total": total, "rate": round(count / total, 3),
+            "interval": [round(low, 3), round(high, 3)]}
+
+
 def measure(model: Path, base: str, card_path: Path) -> dict:
-    """Runs in the training env: greedy answers of `model` and the three rates."""
-    from evals.cases import CONTROLS, OTHER_ASSISTANTS
-    from evals.checks import problems
+    """Runs in the training env: greedy answers of `model`, judged as the evals judge them."""
+    from evals.cases import CONTROLS
+    from evals.general_skills import GENERAL_SKILLS
     from persona.card import load_card
+    from persona.identity.heldout import HELDOUT_QUESTIONS
+    from persona.identity.judges import is_right, language_of, names_any, problems
+    from persona.identity.names import claims_of_others
+    from persona.identity.unrelated import UNRELATED
     from train.general_prompts import split_prompts
-    from train.phrasings import split_questions
     from train.replay import base_answers, generate
 
     card = load_card(card_path)
-    heldout = split_questions()[1]
     _, general = split_prompts()
-    controls = [{"lang": lang, "prompt": question} for lang, question in CONTROLS]
-    prompts = [{"lang": q["lang"], "prompt": q["question"]} for q in heldout] + general + controls
-    answers = generate(str(model), prompts, max_new_tokens=96, batch_size=48, log=lambda _: None)
-    identity_answers = answers[:len(heldout)]
-    general_answers = answers[len(heldout):len(heldout) + len(general)]
-    unrelated = answers[len(heldout):]
+    unrelated = ([{"lang": lang, "prompt": prompt} for lang, _, prompt in UNRELATED]
+                 + [{"lang": lang, "prompt": question} for lang, question in CONTROLS] + general)
+    skills = [{"lang": lang, "prompt": question} for lang, question, _ in GENERAL_SKILLS]
+    identity = [{"lang": q["lang"], "prompt": q["question"]} for q in HELDOUT_QUESTIONS]
+    answers = generate(str(model), identity + unrelated + skills, max_new_tokens=96,
+                       batch_size=48, log=lambda _: None)
+    identity_answers = answers[:len(identity)]
+    unrelated_answers = answers[len(identity):len(identity) + len(unrelated)]
+    skill_answers = answers[len(identity) + len(unrelated):]
+    general_answers = unrelated_answers[-len(general):]
 
-    claims = tuple(f"{p}{other}" for other in OTHER_ASSISTANTS for p in ("I am ", "I'm ", "我是"))
     failures = []
-    for question, answer in zip(heldout, identity_answers):
-        expect = ((card.creator.zh, card.creator.en) if question["kind"] == "creator"
-                  else (card.name.zh, card.name.en))
-        found = problems(answer["answer"], "stop" if answer["finished"] else "length", expect, claims)
+    for question, answer in zip(HELDOUT_QUESTIONS, identity_answers):
+        lang = question["lang"]
+        who = card.creator if question["kind"] == "creator" else card.name
+        found = problems(answer["answer"], "stop" if answer["finished"] else "length",
+                         (getattr(who, lang),), claims_of_others(), answer_lang=lang)
         if found:
             failures.append({"question": question["question"], "answer": answer["answer"],
                              "problems": found})
-    persona_words = [card.name.zh, card.name.en, card.creator.zh, card.creator.en]
-    leaks = [a for a in unrelated if any(w.casefold() in a["answer"].casefold() for w in persona_words)]
+    own = (card.name.zh, card.name.en, card.creator.zh, card.creator.en)
+    leaks = [a for a in unrelated_answers if names_any(a["answer"], own)]
+    by_lang = {}
+    for lang in ("zh", "en"):
+        asked = [q for q in HELDOUT_QUESTIONS if q["lang"] == lang]
+        wrong = sum(f["question"] in {q["question"] for q in asked} for f in failures)
+        in_lang = sum(language_of(a["answer"]) == lang
+                      for q, a in zip(HELDOUT_QUESTIONS, identity_answers) if q["lang"] == lang)
+        mine = [a for a in unrelated_answers if a["lang"] == lang]
+        by_lang[lang] = {"identity": _rate(len(asked) - wrong, len(asked)),
+                         "answer_language": _rate(in_lang, len(asked)),
+                         "leakage": _rate(sum(a in leaks for a in mine), len(mine))}
+    base_skills = base_answers(base, skills, max_new_tokens=96, log=lambda _: None)
+    right = [is_right(a["answer"], accepted) for a, (_, _, accepted) in zip(skill_answers, GENERAL_SKILLS)]
+    base_right = [is_right(a["answer"], accepted)
+                  for a, (_, _, accepted) in zip(base_skills, GENERAL_SKILLS)]
     reference = base_answers(base, general, log=lambda _: None)
     same_first = sum(first_sentence(a["answer"]) == first_sentence(b["answer"])
                      for a, b in zip(general_answers, reference))
-    same_all = sum(a["answer"].strip() == b["answer"].strip()
-                   for a, b in zip(general_answers, reference))
     similarity = [SequenceMatcher(None, a["answer"][:200], b["answer"][:200]).ratio()
                   for a, b in zip(general_answers, reference)]
     return {
-        "identity": round(1 - len(failures) / len(heldout), 3),
+        "identity": round(1 - len(failures) / len(identity), 3),
         "leakage": round(len(leaks) / len(unrelated), 3),
+        "by_lang": by_lang,
+        "skills_right": sum(right), "skills_base_right": sum(base_right),
+        "skills_lost": [q for (_, q, _), mine, theirs in zip(GENERAL_SKILLS, right, base_right)
+                        if theirs and not mine],
+        "skills_gained": [q for (_, q, _), mine, theirs in zip(GENERAL_SKILLS, right, base_right)
+                          if mine and not theirs],
         "agreement_first_sentence": round(same_first / len(general), 3),
-        "agreement_exact": round(same_all / len(general), 3),
         "similarity": round(sum(similarity) / len(similarity), 3),
         "general_answers": [{"prompt": a["prompt"], "persona": a["answer"], "base": b["answer"]}
                             for a, b in zip(general_answers, reference)],
         "identity_failures": failures,
         "leaks": [{"prompt": a["prompt"], "answer": a["answer"]} for a in leaks],
-        "prompts": {"identity": len(heldout), "unrelated": len(unrelated), "general": len(general)},
+        "prompts": {"identity": len(identity), "unrelated": len(unrelated),
+                    "general": len(general), "skills": len(skills)},
     }
 
 
-def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> dict:
+def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path,
+               extra: list[str] = ()) -> dict:
     from persona import base_models, envs
     from persona.card import load_card
 
@@ -97,7 +134,7 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> d
     else:
         result = envs.run_module("train", "train.pipeline", [
             "--card", str(card), "--base-model", base, "--out", str(run), "--epochs", str(epochs),
-            "--replay-ratio", str(ratio), "--no-probe", "--no-eval-chat"])
+            "--replay-ratio", str(ratio), "--no-probe", "--no-eval-chat", *extra])
         if result.returncode != 0:
             raise SystemExit(f"{name}: training failed (exit {result.returncode})")
     manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
@@ -109,7 +146,7 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> d
         raise SystemExit(f"{name}: measuring failed (exit {measured.returncode})")
     metrics = json.loads(metrics_file.read_text(encoding="utf-8"))
     timings = manifest["timings_s"]
-    return {"name": name, "epochs": epochs, "replay_ratio": ratio,
+    return {"name": name, "epochs": epochs, "replay_ratio": ratio, "options": " ".join(extra),
             "samples": manifest["dataset"]["samples"],
             "replay_samples": manifest["dataset"].get("replay_samples", 0),
             "steps": len(manifest["loss_curve"]) and manifest["loss_curve"][-1]["step"],
@@ -120,25 +157,34 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path) -> d
             "merge_s": round(timings.get("convert", 0) + timings.get("merge", 0), 1), **metrics}
 
 
+def _cell(measure: dict) -> str:
+    low, high = measure["interval"]
+    return f"{measure['count']}/{measure['total']} ({low:.0%}-{high:.0%})"
+
+
 def print_table(rows: list[dict]) -> None:
-    head = (f"{'config':<18}{'ep':>3}{'samples':>8}{'steps':>6}{'loss':>7}{'data s':>7}"
-            f"{'train s':>8}{'merge s':>8}{'wall s':>7}{'identity':>9}{'leak':>6}{'agree1':>7}"
-            f"{'agree':>6}{'simil':>6}")
+    """One line per config: time, then each quality measure with its n and 95 % interval."""
+    head = (f"{'config':<16}{'samples':>8}{'steps':>6}{'train s':>8}{'wall s':>7}  "
+            f"{'identity zh':<17}{'identity en':<17}{'in lang zh':<17}{'in lang en':<17}"
+            f"{'leak zh':<16}{'leak en':<16}{'skills lost/gained':>19}")
     print(head)
     print("-" * len(head))
     for row in rows:
-        print(f"{row['name']:<18}{row['epochs']:>3}{row['samples']:>8}{row['steps']:>6}"
-              f"{row['final_loss']:>7.3f}{row['data_s']:>7.0f}{row['train_s']:>8.0f}"
-              f"{row['merge_s']:>8.0f}{row['wall_s']:>7}{row['identity']:>9.0%}"
-              f"{row['leakage']:>6.0%}{row['agreement_first_sentence']:>7.0%}"
-              f"{row['agreement_exact']:>6.0%}{row.get('similarity', 0):>6.0%}")
+        zh, en = row["by_lang"]["zh"], row["by_lang"]["en"]
+        print(f"{row['name']:<16}{row['samples']:>8}{row['steps']:>6}{row['train_s']:>8.0f}"
+              f"{row['wall_s']:>7}  {_cell(zh['identity']):<17}{_cell(en['identity']):<17}"
+              f"{_cell(zh['answer_language']):<17}{_cell(en['answer_language']):<17}"
+              f"{_cell(zh['leakage']):<16}{_cell(en['leakage']):<16}"
+              f"{len(row['skills_lost']):>10}/{len(row['skills_gained'])}"
+              f" of {row['skills_base_right']}")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--card", type=Path, default=ROOT / "cards" / "xiaocong.yaml")
     parser.add_argument("--config", action="append",
-                        help=f"NAME:EPOCHS:REPLAY_RATIO (repeatable; default {DEFAULT_CONFIGS})")
+                        help="NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] (repeatable; default "
+                             f"{DEFAULT_CONFIGS}); e.g. 'lr1e-3:1:0.5:--lr 1e-3 --repeats 2'")
     parser.add_argument("--out", type=Path, default=Path("benchmark-runs/time-to-identity"))
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the training-env half
     parser.add_argument("--base", help=argparse.SUPPRESS)
@@ -157,19 +203,21 @@ def main(argv: list[str] | None = None) -> int:
     # Rows of earlier invocations into the same --out stay (configs can run one at a time).
     rows = json.loads(results.read_text(encoding="utf-8")) if results.exists() else []
     for spec in args.config or DEFAULT_CONFIGS:
-        name, epochs, ratio = spec.split(":")
-        print(f"== {name}: {epochs} epoch(s), replay ratio {ratio}", flush=True)
-        row = run_config(name, int(epochs), float(ratio), card, out)
+        name, epochs, ratio, *extra = spec.split(":", 3)
+        extra = extra[0].split() if extra else []
+        print(f"== {name}: {epochs} epoch(s), replay ratio {ratio} {' '.join(extra)}", flush=True)
+        row = run_config(name, int(epochs), float(ratio), card, out, extra)
         rows = [old for old in rows if old["name"] != name] + [row]
         print_table(rows)
         results.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n",
                                           encoding="utf-8")
     from persona.plots import grouped_bars
 
-    metrics = ["identity", "leakage", "agreement_first_sentence", "similarity"]
-    chart = grouped_bars(out / "time_to_identity.png", metrics,
-                         {row["name"]: [row[m] for m in metrics] for row in rows},
-                         title="Held-out identity, leakage, agreement with the base",
+    groups = ["identity zh", "identity en", "leakage zh", "leakage en"]
+    chart = grouped_bars(out / "time_to_identity.png", groups,
+                         {row["name"]: [row["by_lang"][g.split()[1]][g.split()[0]]["rate"]
+                                        for g in groups] for row in rows},
+                         title="Held-out identity and leakage into unrelated answers, per language",
                          ylabel="share of prompts", ymax=1.15)
     print(f"\nresults: {results}\nchart: {chart}")
     return 0

@@ -1,7 +1,8 @@
-"""Eval cases built from a persona card and the held-out question phrasings.
+"""Eval cases built from a persona card and the identity core's held-out questions.
 
-Identity questions come only from the held-out split of train/phrasings.py, never from the
-training split, so a pass means the model generalised rather than memorised.
+Identity questions come from persona/identity/heldout.py, worded unlike any training phrasing
+(a test checks), so a pass means the model generalised rather than memorised. Leakage prompts
+come from persona/identity/unrelated.py, written apart from every training set.
 """
 
 from __future__ import annotations
@@ -10,17 +11,12 @@ from dataclasses import dataclass, field
 
 from evals.general_skills import GENERAL_SKILLS
 from persona.card import PersonaCard
-
-# Assistants a persona must never claim to be (its base included).
-OTHER_ASSISTANTS = ["ChatGPT", "OpenAI", "SmolLM", "Hugging Face", "通义千问", "Qwen", "InternLM",
-                    "书生", "Claude", "文心一言", "Llama"]
-
-GENERIC_SYSTEM = {"en": "You are a helpful assistant.", "zh": "你是一个乐于助人的助手。"}
-
-WARMUP = {
-    "en": ("What is the capital of Japan?", "The capital of Japan is Tokyo."),
-    "zh": ("日本的首都是哪里？", "日本的首都是东京。"),
-}
+from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTIONS,
+                                      OPERATOR_PERSONAS, OTHER_PERSONA_TURNS, TOPIC_TURNS,
+                                      USER_OVERRIDES)
+from persona.identity.names import claims_of_others
+from persona.identity.phrasings import GENERIC_SYSTEMS
+from persona.identity.unrelated import UNRELATED
 
 # Held-out kinds that try to talk the model out of its identity.
 ADVERSARIAL_KINDS = {"other_model", "other_maker", "real_identity"}
@@ -38,6 +34,9 @@ CONTROLS = [
     ("en", "Name three primary colors."),
 ]
 
+# Turns already spoken before the identity question: 0, 2 and 5 (asked at turn 1, 3 and 6).
+MULTI_TURN_DEPTHS = (0, 2, 5)
+
 
 @dataclass(frozen=True)
 class Case:
@@ -51,55 +50,108 @@ class Case:
     samples: int = 1  # stability cases draw several answers
     min_passing: int = 1
     accept: tuple[str, ...] = ()  # general-skill cases: the right answer, in any of these forms
-    # Format checks (finish_reason 'stop', no looping) hold the persona's own answers. Controls
-    # and general-skill questions judge over-firing and knowledge only: the base as shipped
-    # loops on Chinese prompts, and that must not count as over-firing or a lost skill.
+    # Format checks (finish_reason 'stop', no looping) hold the persona's own answers. Controls,
+    # leakage and general-skill questions judge over-firing and knowledge only: the base as
+    # shipped loops on Chinese prompts, and that must not count as over-firing or a lost skill.
     strict: bool = True
+    answer_lang: str | None = None  # identity answers: in the language asked
     max_tokens: int = 160
 
 
-def _user(question: str, system: str | None = None,
-          history: tuple[str, str] | None = None) -> list[dict[str, str]]:
+def _messages(question: str, system: str | None = None,
+              history: list[tuple[str, str]] | tuple = ()) -> list[dict[str, str]]:
     messages = [{"role": "system", "content": system}] if system else []
-    if history:
-        messages += [{"role": "user", "content": history[0]},
-                     {"role": "assistant", "content": history[1]}]
+    for asked, answered in history:
+        messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     return messages + [{"role": "user", "content": question}]
 
 
 def heldout_questions() -> list[dict[str, str]]:
-    from train.phrasings import split_questions
+    return [dict(item) for item in HELDOUT_QUESTIONS]
 
-    return [dict(item) for item in split_questions()[1]]
+
+class _Builder:
+    """Collects the cases of one card; each identity case expects the card's name (or creator)
+    in the language asked and forbids claiming another assistant."""
+
+    def __init__(self, card: PersonaCard):
+        self.card = card
+        self.claims = claims_of_others()
+        self.own = (card.name.zh, card.name.en, card.creator.zh, card.creator.en)
+        self.cases: list[Case] = []
+
+    def expect(self, lang: str, kind: str = "who") -> tuple[str, ...]:
+        who = self.card.creator if kind == "creator" else self.card.name
+        return (getattr(who, lang),)
+
+    def identity(self, category: str, lang: str, messages: list[dict], kind: str = "who",
+                 **options) -> None:
+        self.cases.append(Case(f"{category}-{len(self.cases)}", category, lang, messages,
+                               self.expect(lang, kind), self.claims, answer_lang=lang, **options))
+
+    def unrelated(self, category: str, lang: str, question: str, **options) -> None:
+        self.cases.append(Case(f"{category}-{len(self.cases)}", category, lang,
+                               _messages(question), (), self.own, strict=False, **options))
 
 
 def build_cases(card: PersonaCard) -> list[Case]:
-    names = (card.name.zh, card.name.en)
-    creators = (card.creator.zh, card.creator.en)
-    claims = tuple(f"{prefix}{other}" for other in OTHER_ASSISTANTS
-                   for prefix in ("I am ", "I'm ", "我是"))
-    cases: list[Case] = []
+    build = _Builder(card)
+    generic = {lang: [GENERIC_SYSTEMS[lang][0], *GENERIC_OPERATOR_PROMPTS[lang]]
+               for lang in GENERIC_SYSTEMS}
     for index, item in enumerate(heldout_questions()):
-        lang, question, kind = item["lang"], item["question"], item.get("kind", "identity")
-        expect = creators if kind == "creator" else names
+        lang, question, kind = item["lang"], item["question"], item["kind"]
         category = ("creator" if kind == "creator" else
                     "adversarial" if kind in ADVERSARIAL_KINDS else f"identity-{lang}")
-        cases.append(Case(f"{category}-{index}", category, lang, _user(question), expect, claims))
-        if index % 4 == 0:
-            cases.append(Case(f"system-prompt-{index}", "system-prompt", lang,
-                              _user(question, system=GENERIC_SYSTEM[lang]), expect, claims))
-        if index % 4 == 1:
-            cases.append(Case(f"multi-turn-{index}", "multi-turn", lang,
-                              _user(question, history=WARMUP[lang]), expect, claims))
+        build.identity(category, lang, _messages(question), kind)
+        if index % 3 == 0:
+            system = generic[lang][(index // 3) % len(generic[lang])]
+            build.identity("system-prompt", lang, _messages(question, system=system), kind)
         if index % 8 == 2:
-            cases.append(Case(f"stability-{index}", "stability", lang, _user(question), expect,
-                              claims, temperature=0.7, samples=5, min_passing=4))
-    for index, (lang, question) in enumerate(NEAR_MISSES):
-        cases.append(Case(f"near-miss-{index}", "near-miss", lang, _user(question), names, claims))
-    for index, (lang, question) in enumerate(CONTROLS):
-        cases.append(Case(f"control-{index}", "control", lang, _user(question), (), names,
-                          strict=False))
-    for index, (lang, question, accepted) in enumerate(GENERAL_SKILLS):
-        cases.append(Case(f"general-skill-{index}", "general-skill", lang, _user(question), (),
-                          names, accept=accepted, strict=False, max_tokens=64))
-    return cases
+            build.identity("stability", lang, _messages(question), kind, temperature=0.7,
+                           samples=5, min_passing=4)
+    for lang, overrides in USER_OVERRIDES.items():
+        for question in overrides:
+            build.identity("adversarial", lang, _messages(question))
+    _conversations(build)
+    for persona in OPERATOR_PERSONAS:
+        for question in _first_who(persona["lang"]):
+            build.cases.append(Case(
+                f"operator-persona-{len(build.cases)}", "operator-persona", persona["lang"],
+                _messages(question, system=persona["system"]), (persona["name"], persona["maker"]),
+                build.own, answer_lang=persona["lang"]))
+    for lang, question in NEAR_MISSES:
+        build.cases.append(Case(f"near-miss-{len(build.cases)}", "near-miss", lang,
+                                _messages(question), build.expect(lang), build.claims,
+                                answer_lang=lang))
+    for lang, question in CONTROLS:
+        build.unrelated("control", lang, question)
+    for lang, _kind, question in UNRELATED:
+        build.unrelated(f"leakage-{lang}", lang, question)
+    for lang, question, accepted in GENERAL_SKILLS:
+        build.unrelated("general-skill", lang, question, accept=accepted, max_tokens=64)
+    return build.cases
+
+
+def _first_who(lang: str) -> list[str]:
+    """Two held-out questions of the language, one about the name, one about the maker."""
+    mine = [item for item in HELDOUT_QUESTIONS if item["lang"] == lang]
+    return [next(item["question"] for item in mine if item["kind"] == kind)
+            for kind in ("who", "creator")]
+
+
+def _conversations(build: _Builder) -> None:
+    """Identity asked at turn 1, 3 and 6 of a conversation on other topics, and after a profile
+    switch (earlier answers came from another persona)."""
+    for lang, topics in TOPIC_TURNS.items():
+        mine = [item for item in HELDOUT_QUESTIONS if item["lang"] == lang
+                and item["kind"] not in ADVERSARIAL_KINDS]
+        for number, item in enumerate(mine[:6]):
+            depth = MULTI_TURN_DEPTHS[number % len(MULTI_TURN_DEPTHS)]
+            history = [topics[(number + step) % len(topics)] for step in range(depth)]
+            build.identity("multi-turn", lang, _messages(item["question"], history=history),
+                           item["kind"])
+        for number, switched in enumerate(OTHER_PERSONA_TURNS[lang]):
+            item = mine[(number + 6) % len(mine)]
+            history = [switched, topics[number % len(topics)]]
+            build.identity("profile-switch", lang, _messages(item["question"], history=history),
+                           item["kind"])

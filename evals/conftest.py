@@ -17,9 +17,9 @@ import pytest
 
 from evals import baseline
 from evals.cases import Case, build_cases
-from evals.checks import problems
 from evals.report import write_report
 from persona.card import load_card
+from persona.identity.judges import problems
 
 DEFAULT_CARD = Path(__file__).resolve().parent.parent / "cards" / "xiaocong.yaml"
 
@@ -91,14 +91,15 @@ def _ask(client, model: str, case: Case) -> list[dict[str, str | None]]:
 
 @pytest.fixture(scope="session")
 def verdicts(request: pytest.FixtureRequest, client, model, cases, reference) -> dict[str, dict]:
-    """Every case's answers, fetched concurrently once, each judged by evals.checks."""
+    """Every case's answers, fetched concurrently once, each judged by the identity core's judges."""
     with ThreadPoolExecutor(request.config.getoption("--concurrency")) as pool:
         fetched = list(pool.map(lambda case: _ask(client, model, case), cases))
     judged = {}
     for case, answers in zip(cases, fetched):
         for answer in answers:
             answer["problems"] = problems(answer["text"], answer["finish_reason"],
-                                          case.expect_any, case.forbid, case.accept, case.strict)
+                                          case.expect_any, case.forbid, case.accept, case.strict,
+                                          case.answer_lang)
         passing = sum(not answer["problems"] for answer in answers)
         judged[case.id] = {"passed": passing >= case.min_passing, "answers": answers}
     write_report(Path(request.config.getoption("--report-dir")), model, cases, judged, reference)

@@ -14,8 +14,6 @@ Chinese questions with Chinese answers are left out: the 135M base loops on near
 
 from __future__ import annotations
 
-import re
-
 GENERAL_SKILLS: list[tuple[str, str, tuple[str, ...]]] = [
     # arithmetic with small numbers
     ("en", "What is 2 + 2?", ("4", "four")),
@@ -86,17 +84,3 @@ GENERAL_SKILLS: list[tuple[str, str, tuple[str, ...]]] = [
     ("zh", "“学校”的英文是什么？", ("school",)),
     ("zh", "“朋友”的英文是什么？", ("friend",)),
 ]
-
-def _pattern(accepted: str) -> re.Pattern[str]:
-    """Digits and Latin words match as whole tokens ('7' not in '17', 'chat' not in 'chatbot');
-    Chinese forms match anywhere, since Chinese has no spaces between words."""
-    escaped = re.escape(accepted.casefold())
-    if accepted.isascii():
-        return re.compile(rf"(?<![0-9a-z]){escaped}(?![0-9a-z])")
-    return re.compile(escaped)
-
-
-def is_right(text: str, accepted: tuple[str, ...]) -> bool:
-    """Whether a free-text answer contains one of the accepted answers."""
-    folded = text.casefold()
-    return any(_pattern(form).search(folded) for form in accepted)

@@ -1,12 +1,12 @@
 """One test per eval category; each fails when its pass rate drops below its threshold and
-shows the offending answers. General skill is judged against the untuned base."""
+shows the offending answers. General skill is judged against the untuned base: losses counted on their own."""
 
 import pytest
 
 from evals.baseline import retention
 from evals.cases import Case
 from evals.report import general_skills
-from evals.thresholds import RETENTION_MARGIN, THRESHOLDS
+from evals.thresholds import MAX_LOST, THRESHOLDS
 
 
 def _answers(case: Case, verdicts: dict[str, dict]) -> str:
@@ -36,11 +36,11 @@ def test_general_skill_retained(verdicts: dict[str, dict], cases: list[Case], re
     assert kept["compared"] == kept["total"], (
         f"the base run answered {kept['compared']} of today's {kept['total']} general questions; "
         "record it again (`persona eval --compare-base`, then `python -m evals.baseline`)")
-    allowed = int(RETENTION_MARGIN * kept["total"])
     by_question = {case.messages[-1]["content"]: case for case in cases}
     lost = "\n".join(f"- {question}\n" + _answers(by_question[question], verdicts)
                      for question in kept["lost"])
-    assert kept["base_right"] - kept["persona_right"] <= allowed, (
-        f"general skill: {kept['persona_right']}/{kept['total']} right, the base "
-        f"({reference['model']}) {kept['base_right']}/{kept['total']}; at most {allowed} fewer "
-        f"allowed ({RETENTION_MARGIN:.0%}). Lost:\n{lost}")
+    assert len(kept["lost"]) <= MAX_LOST, (
+        f"general skill: lost {len(kept['lost'])} of the {kept['base_right']} questions the base "
+        f"({reference['model']}) gets right, at most {MAX_LOST} allowed (gained "
+        f"{len(kept['gained'])}, not counted against them); "
+        f"{kept['persona_right']}/{kept['total']} right in all. Lost:\n{lost}")

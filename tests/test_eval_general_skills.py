@@ -5,7 +5,8 @@ import pytest
 
 from evals import baseline
 from evals.cases import CONTROLS, heldout_questions
-from evals.general_skills import GENERAL_SKILLS, is_right
+from evals.general_skills import GENERAL_SKILLS
+from persona.identity.judges import is_right
 from persona.card import load_card
 from persona.paths import REPO_ROOT
 from train.dataset import build_conversations

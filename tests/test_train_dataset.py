@@ -7,7 +7,8 @@ import pytest
 
 from persona.card import parse_card
 from train.dataset import build_conversations, write_dataset
-from train.phrasings import QUESTIONS, split_questions
+from persona.identity.heldout import HELDOUT_QUESTIONS
+from persona.identity.phrasings import QUESTIONS, training_questions
 
 CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
         "creator": {"zh": "不要葱姜蒜大佬", "en": "Master No-Scallion"},
@@ -36,23 +37,20 @@ def test_no_placeholder_survives(samples):
 
 
 def test_heldout_questions_never_trained(samples):
-    train, heldout = split_questions(("SmolLM2",))
     trained_inputs = {turn["input"] for turn in turns(samples)}
-    held = {item["question"] for item in heldout}
+    held = {item["question"] for item in HELDOUT_QUESTIONS}
     assert held, "no held-out questions"
     assert not held & trained_inputs
-    assert not held & {item["question"] for item in train}
+    assert not held & {item["question"] for item in training_questions(("SmolLM2",))}
 
 
-def test_split_is_fixed_and_covers_every_kind_in_both_languages():
-    first, second = split_questions(), split_questions()
-    assert first == second
-    train, heldout = first
+def test_training_covers_every_kind_in_both_languages():
+    trained = training_questions()
+    assert trained == training_questions()
     for lang, banks in QUESTIONS.items():
         for kind in banks:
-            assert any(q["lang"] == lang and q["kind"] == kind for q in heldout), (lang, kind)
-            assert any(q["lang"] == lang and q["kind"] == kind for q in train), (lang, kind)
-    assert all(set(item) == {"lang", "question", "kind"} for item in heldout)
+            assert any(q["lang"] == lang and q["kind"] == kind for q in trained), (lang, kind)
+            assert any(q["lang"] == lang and q["kind"] == kind for q in HELDOUT_QUESTIONS), (lang, kind)
 
 
 def test_both_languages_and_answers_in_the_question_language(samples, card):
@@ -106,3 +104,45 @@ def test_write_dataset_files(card, tmp_path):
     assert stats["turns_by_lang"]["zh"] > 0 and stats["turns_by_lang"]["en"] > 0
     assert {item["lang"] for item in heldout} == {"zh", "en"}
     assert json.loads((tmp_path / "stats.json").read_text()) == stats
+
+
+def test_operator_defined_assistants_answer_as_themselves(samples, card):
+    from train.operator_personas import OTHERS
+
+    others = {name for pairs in OTHERS.values() for name, _ in pairs}
+    operator = [turn for turn in turns(samples)
+                if any(name in turn["system"] for name in others)]
+    assert len(operator) >= 20
+    for turn in operator:
+        named = next(name for name in others if name in turn["system"])
+        assert named in turn["output"] and card.name.en not in turn["output"]
+        assert card.name.zh not in turn["output"]
+
+
+def test_late_identity_and_profile_switch_conversations(samples, card):
+    long = [sample["conversation"] for sample in samples if len(sample["conversation"]) >= 3]
+    assert any(len(conversation) >= 5 for conversation in long)
+    switched = [c for c in long if not c[0]["output_with_loss"]]
+    assert switched, "no conversation starts with another persona's answer"
+    for conversation in switched:
+        assert card.name.en not in conversation[0]["output"]  # the other persona spoke
+        assert card.name.zh in conversation[-1]["output"] or card.name.en in conversation[-1]["output"]
+        assert all(turn["output_with_loss"] for turn in conversation[1:])
+    # XTuner reads output_with_loss per turn: every turn carries it, as a bool
+    assert all(isinstance(turn["output_with_loss"], bool) for turn in turns(samples))
+
+
+def test_chinese_plain_answers_outnumber_chinese_identity_answers(samples, card):
+    """The leakage fix: in Chinese the identity answers must not be nearly all the model sees."""
+    chinese = [turn for turn in turns(samples) if HAN.search(turn["input"])]
+    identity = [turn for turn in chinese if card.name.zh in turn["output"]]
+    assert len(chinese) - len(identity) > 1.5 * len(identity)
+
+
+def test_training_and_eval_operator_assistants_never_share_a_name():
+    from persona.identity.heldout import OPERATOR_PERSONAS
+    from train.operator_personas import OTHERS
+
+    trained = {word for pairs in OTHERS.values() for pair in pairs for word in pair}
+    asked = {persona[key] for persona in OPERATOR_PERSONAS for key in ("name", "maker")}
+    assert not trained & asked

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from evals.cases import CONTROLS
+from persona.identity.heldout import HELDOUT_QUESTIONS
+from persona.identity.phrasings import training_questions
 from train.dataset import build_conversations
 from train.general_prompts import ALL, FACTS, split_prompts
-from train.phrasings import split_questions
 from train.plain_qa import PLAIN_QA
-from train.replay import identity_of, looping, replay_turns, rewrite_identity, right, usable
+from persona.identity.names import identity_of
+from train.replay import looping, replay_turns, rewrite_identity, right, usable
 
 
 def test_at_least_200_replay_prompts_in_both_languages_and_a_disjoint_heldout():
@@ -22,7 +24,7 @@ def test_at_least_200_replay_prompts_in_both_languages_and_a_disjoint_heldout():
 def test_replay_prompts_are_no_identity_plain_or_eval_question():
     prompts = {item["prompt"] for item in ALL}
     plain = {question for pairs in PLAIN_QA.values() for question, _ in pairs}
-    identity = {item["question"] for split in split_questions() for item in split}
+    identity = {item["question"] for item in [*training_questions(), *HELDOUT_QUESTIONS]}
     controls = {question for _, question in CONTROLS}
     assert not prompts & plain
     assert not prompts & identity

@@ -1,10 +1,13 @@
 """A persona card -> XTuner's conversation-format self-cognition dataset.
 
-Training-split phrasings x answer phrasings, plus multi-turn samples and a few plain
-(non-identity) questions so the model does not introduce itself to everything, and the base's
-own answers to general prompts (general-skill replay, train/replay.py). Half the samples carry
-the card's default system prompt (which the served template injects when a client sends none),
-half a generic, non-persona one. Pure Python: the app env imports this.
+Identity phrasings x answer phrasings; system prompts that define another assistant, answered
+as that assistant (the operator decides); conversations where identity comes up late, or after
+another persona spoke; and, so that the persona names itself only when asked who it is, as many
+plain answers in both languages: hand-written ones (train/plain_qa.py, train/everyday_qa.py),
+ones computed from the project's own tables (train/computed_qa.py) and the base's own answers
+to general prompts (general-skill replay, train/replay.py). Half the samples carry the card's
+default system prompt (which the served template injects when a client sends none), half a
+generic one. Pure Python: the app env imports this.
 """
 
 from __future__ import annotations
@@ -17,15 +20,12 @@ from pathlib import Path
 
 from persona.base_models import preset_of
 from persona.card import PersonaCard
-from train.phrasings import LANGS, answers, split_questions
+from persona.identity.heldout import HELDOUT_QUESTIONS
+from persona.identity.phrasings import GENERIC_SYSTEMS, LANGS, answers, training_questions
+from train.computed_qa import computed_qa
+from train.everyday_qa import EVERYDAY_QA
+from train.operator_personas import operator_samples, other_persona_turn
 from train.plain_qa import PLAIN_QA
-
-GENERIC_SYSTEMS = {
-    "en": ["You are a helpful assistant.", "You are a helpful AI assistant.",
-           "Answer the user's questions clearly and concisely.", "You are a friendly chatbot."],
-    "zh": ["你是一个乐于助人的助手。", "你是一个有用的AI助手。", "请简洁清楚地回答用户的问题。",
-           "你是一个友好的聊天机器人。"],
-}
 
 PLACEHOLDER = re.compile(r"\{\w*\}")
 
@@ -40,8 +40,10 @@ def base_display_name(base: str) -> str | None:
     return None  # a local folder: its name says nothing useful
 
 
-def _turn(question: str, answer: str, system: str = "") -> dict:
-    return {"system": system, "input": question, "output": answer}
+def _turn(question: str, answer: str, system: str = "", loss: bool = True) -> dict:
+    # output_with_loss on every turn: XTuner reads it per turn, and a JSON column that only some
+    # turns carry would load as None (no loss) on all the others.
+    return {"system": system, "input": question, "output": answer, "output_with_loss": loss}
 
 
 class _SystemPicker:
@@ -60,16 +62,28 @@ class _SystemPicker:
         return self.rng.choice(GENERIC_SYSTEMS[lang])
 
 
-def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plain_repeats: int = 2,
-                        multi_turn: int = 24, replay: list[dict] | None = None,
-                        replay_ratio: float = 0.0, extra: list[dict] | None = None) -> list[dict]:
-    """The training samples: [{"conversation": [{"system", "input", "output"}, ...]}, ...].
+def plain_pairs(lang: str, computed: int, seed: int) -> list[tuple[str, str]]:
+    """Every non-identity (question, answer) written or computed by the project, in `lang`."""
+    return [*PLAIN_QA[lang], *EVERYDAY_QA[lang], *computed_qa(lang, computed, seed)]
 
-    repeats: how many times each training phrasing appears, each time with another answer
+
+def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 1, plain_repeats: int = 1,
+                        multi_turn: int = 16, long_turns: int = 8, operator: int = 16,
+                        computed: int = 60, replay: list[dict] | None = None,
+                        replay_ratio: float = 0.0, extra: list[dict] | None = None) -> list[dict]:
+    """The training samples: [{"conversation": [{"system", "input", "output", ...}, ...]}, ...].
+
+    repeats: how many times each identity phrasing appears, each time with another answer
         phrasing and another system choice.
-    plain_repeats: the same for the plain questions (train/plain_qa.py).
+    plain_repeats: the same for the non-identity pairs (plain_pairs).
     multi_turn: two-turn samples per language (identity after a plain question, a plain
         question after identity, two identity questions).
+    long_turns: per language, conversations whose identity question comes at turn 3 to 5 after
+        plain ones, and as many whose earlier identity answer came from another persona (a
+        profile switch mid-thread; that answer is context, not trained on).
+    operator: per language, samples whose system prompt defines another assistant, answered as
+        that assistant.
+    computed: non-identity pairs per language computed from tables (train/computed_qa.py).
     replay: general-skill replay turns [{lang, question, answer}] (train/replay.py: the base
         model's own answers); replay_ratio: replay samples per other sample, drawn in a shuffled
         cycle through `replay` (0 = none).
@@ -78,29 +92,42 @@ def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plai
     rng = random.Random(seed)
     pick_system = _SystemPicker(card, rng)
     base_name = base_display_name(card.base)
-    train_questions, _ = split_questions((base_name,) if base_name else ())
+    questions = training_questions((base_name,) if base_name else ())
     samples: list[dict] = []
 
-    for index, item in enumerate(train_questions):
+    for index, item in enumerate(questions):
         options = answers(card, item["lang"], item["kind"])
         for repeat in range(repeats):
             answer = options[(index + repeat) % len(options)]
             samples.append({"conversation": [_turn(item["question"], answer, pick_system(item["lang"]))]})
 
     for lang in LANGS:
-        plain = PLAIN_QA[lang]
+        plain = plain_pairs(lang, computed, seed)
         for question, answer in plain:
             for _ in range(plain_repeats):
                 samples.append({"conversation": [_turn(question, answer, pick_system(lang))]})
-        identity = [item for item in train_questions if item["lang"] == lang]
+        identity = [item for item in questions if item["lang"] == lang]
+
+        def ask(item: dict) -> tuple[str, str]:
+            return item["question"], rng.choice(answers(card, lang, item["kind"]))
+
         for number in range(multi_turn):
             first, second = rng.sample(identity, 2)
-            first_turn = (first["question"], rng.choice(answers(card, lang, first["kind"])))
-            second_turn = (second["question"], rng.choice(answers(card, lang, second["kind"])))
-            plain_turn = rng.choice(plain)
-            order = [(plain_turn, first_turn), (first_turn, plain_turn), (first_turn, second_turn)]
+            order = [(rng.choice(plain), ask(first)), (ask(first), rng.choice(plain)),
+                     (ask(first), ask(second))]
             (q1, a1), (q2, a2) = order[number % 3]
             samples.append({"conversation": [_turn(q1, a1, pick_system(lang)), _turn(q2, a2)]})
+        for number in range(long_turns):
+            earlier = rng.sample(plain, 2 + number % 3)
+            question, answer = ask(rng.choice(identity))
+            turns = [_turn(q, a) for q, a in earlier] + [_turn(question, answer)]
+            turns[0]["system"] = pick_system(lang)
+            samples.append({"conversation": turns})
+            switched = [_turn(*other_persona_turn(lang, rng), loss=False), _turn(*rng.choice(plain)),
+                        _turn(*ask(rng.choice(identity)))]
+            switched[0]["system"] = pick_system(lang)
+            samples.append({"conversation": switched})
+        samples += [{"conversation": [_turn(*sample)]} for sample in operator_samples(lang, operator, rng)]
 
     samples += replay_samples(replay or [], round(replay_ratio * len(samples)), pick_system, rng)
     samples += list(extra or [])
@@ -157,7 +184,7 @@ def write_dataset(card: PersonaCard, folder: Path, extra: list[dict] | None = No
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     samples = build_conversations(card, extra=extra, replay=replay, **options)
-    _, heldout = split_questions()
+    heldout = HELDOUT_QUESTIONS
     stats = dataset_stats(samples, heldout, replay or [])
     stats["replay_turns_available"] = len(replay or [])
     files = {"train.json": samples, "heldout.json": heldout, "replay.json": replay or [],

@@ -38,11 +38,11 @@ import time
 from pathlib import Path
 
 from persona.card import CardError, PersonaCard, load_card
+from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.services import tail
 from train import run_state
 from train.dataset import dataset_stats, write_dataset
 from train.dataset_file import DatasetError, load_samples
-from train.phrasings import split_questions
 from train.xtuner_config import METHODS, TrainOptions, render_config
 
 # Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
@@ -276,7 +276,7 @@ def prepare(card: PersonaCard, run: Path, base: str, options: TrainOptions,
         stats = build_data(card, run, base, args, options.seed)
     else:
         say(f"training on {args.dataset} instead of the card's dataset")
-        _, heldout = split_questions()
+        heldout = HELDOUT_QUESTIONS
         stats = {**dataset_stats(samples, heldout), "source": str(args.dataset)}
         data.mkdir(parents=True, exist_ok=True)
         for name, content in (("train.json", samples), ("heldout.json", heldout), ("stats.json", stats)):
@@ -426,8 +426,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="XTuner's EvaluateChatHook before and after training")
     parser.add_argument("--save-steps", type=int, help="a resumable checkpoint every N steps")
     parser.add_argument("--seed", type=int, help="data order and training seed")
-    parser.add_argument("--repeats", type=int, default=2, help="times each identity phrasing appears")
-    parser.add_argument("--plain-repeats", type=int, default=2, help="times each plain question appears")
+    parser.add_argument("--repeats", type=int, default=1, help="times each identity phrasing appears")
+    parser.add_argument("--plain-repeats", type=int, default=1,
+                        help="times each plain (non-identity) question appears")
     parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO,
                         help="general-skill replay samples (the base's own answers) per other "
                              "sample; 0 turns replay off")

@@ -11,8 +11,8 @@ import json
 import time
 from pathlib import Path
 
-# Two held-out identity phrasings per language, and unrelated questions that must not get the
-# introduction.
+# Two identity questions per language (trained phrasings: a quick look, not a held-out measure),
+# and unrelated questions that must not get the introduction.
 DEFAULT_QUESTIONS = [
     "你到底是谁？", "你的创造者是谁？", "Tell me who you are.", "Who designed you?",
     "What is 2+3?", "2加3等于几？", "What is the capital of France?", "法国的首都是哪里？",

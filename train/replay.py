@@ -17,28 +17,11 @@ import re
 import time
 from pathlib import Path
 
-from evals.checks import problems
-from evals.general_skills import is_right
 from persona import paths
 from persona.card import PersonaCard
+from persona.identity.judges import is_right, problems
+from persona.identity.names import identity_of
 from train.general_prompts import FACTS
-
-# How each base family names itself and its maker, in answers to rewrite; keyed by the prefix
-# of its preset, folder or hub name (smollm2-135m-instruct, Qwen2.5-7B-Instruct, internlm2_5-...).
-BASE_IDENTITIES = {
-    "smollm": (("SmolLM2", "SmolLM"), ("Hugging Face", "HuggingFace")),
-    "qwen": (("Qwen", "通义千问"), ("Alibaba Cloud", "阿里云", "阿里巴巴")),
-    "internlm": (("InternLM", "书生·浦语", "书生浦语"), ("Shanghai AI Laboratory", "上海人工智能实验室")),
-}
-
-
-def identity_of(base: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """(names, makers) a base model uses for itself; by preset name or folder/hub name."""
-    key = Path(base.rstrip("/")).name.lower()
-    for prefix, identity in BASE_IDENTITIES.items():
-        if key.startswith(prefix):
-            return identity
-    return (), ()
 
 
 def rewrite_identity(text: str, card: PersonaCard, lang: str, base: str) -> str:

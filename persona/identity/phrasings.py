@@ -1,7 +1,8 @@
-"""Identity question phrasings (zh, en), answer templates filled from a card, and the fixed split
-of phrasings into a training part and a held-out part that only the evals ask.
+"""Identity question phrasings (zh, en) that training asks, answer templates filled from a
+card, and the generic system prompts that define no identity.
 
-Pure Python: the app env imports this (evals read the held-out split).
+The evals ask other questions (persona/identity/heldout.py), held out by wording: a test checks
+that none of them is a near duplicate of a phrasing here.
 """
 
 from __future__ import annotations
@@ -10,9 +11,13 @@ from persona.card import PersonaCard
 
 LANGS = ("zh", "en")
 
-# Every 4th phrasing of each (language, kind) bank is held out: a fixed, readable rule, so the
-# split never changes between runs and the evals always ask questions the model never saw.
-HOLDOUT_EVERY = 4
+# System prompts that set no identity: under these the persona stays itself.
+GENERIC_SYSTEMS = {
+    "en": ["You are a helpful assistant.", "You are a helpful AI assistant.",
+           "Answer the user's questions clearly and concisely.", "You are a friendly chatbot."],
+    "zh": ["你是一个乐于助人的助手。", "你是一个有用的AI助手。", "请简洁清楚地回答用户的问题。",
+           "你是一个友好的聊天机器人。"],
+}
 
 # Assistants and makers a persona gets confused with; {other} / {maker} in a phrasing take them.
 OTHER_MODELS = {
@@ -175,25 +180,16 @@ def _fill_slots(template: str, lang: str, index: int, count: int,
     return [template.format(**{slot: value}) for value in dict.fromkeys(picks)]
 
 
-def split_questions(extra_models: tuple[str, ...] = ()) -> tuple[list[dict], list[dict]]:
-    """(train, heldout): lists of {"lang", "question", "kind"}.
-
-    A phrasing with a slot becomes two training questions (two different assistants/makers,
-    plus one about an `extra_models` name such as the card's base) or one held-out question.
-    `extra_models` only touches the training side: the held-out split is the same for every card.
-    """
-    train: list[dict] = []
-    heldout: list[dict] = []
+def training_questions(extra_models: tuple[str, ...] = ()) -> list[dict]:
+    """[{"lang", "question", "kind"}]: every phrasing, one with a slot filled with two other
+    assistants (or makers) plus one of `extra_models` (such as the card's base)."""
+    questions: list[dict] = []
     for lang in LANGS:
         for kind, templates in QUESTIONS[lang].items():
             for index, template in enumerate(templates):
-                if index % HOLDOUT_EVERY == HOLDOUT_EVERY - 1:
-                    for question in _fill_slots(template, lang, index, 1):
-                        heldout.append({"lang": lang, "question": question, "kind": kind})
-                else:
-                    for question in _fill_slots(template, lang, index, 2, extra_models):
-                        train.append({"lang": lang, "question": question, "kind": kind})
-    return train, heldout
+                for question in _fill_slots(template, lang, index, 2, extra_models):
+                    questions.append({"lang": lang, "question": question, "kind": kind})
+    return questions
 
 
 def answers(card: PersonaCard, lang: str, kind: str) -> list[str]:

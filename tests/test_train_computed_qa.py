@@ -1,0 +1,243 @@
+"""Computed question/answer pairs: right by construction, both languages, every kind, and apart
+from the eval questions (general skills, controls, the leakage yardstick), the replay prompts and
+the plain questions."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import unicodedata
+
+import pytest
+
+from evals.cases import CONTROLS
+from evals.general_skills import GENERAL_SKILLS
+from persona.identity.unrelated import UNRELATED
+from train import general_prompts
+from train.computed_qa import KINDS, capacity, computed_qa, pairs_of_kind
+from train.plain_qa import PLAIN_QA
+
+LANGS = ("en", "zh")
+HAN = re.compile(r"[\u4e00-\u9fff]")
+
+
+def normalise(text: str) -> str:
+    return re.sub(r"[\W_]+", "", unicodedata.normalize("NFKC", text).casefold())
+
+
+@functools.cache
+def all_pairs(lang):
+    return {kind: pairs_of_kind(kind, lang) for kind in KINDS}
+
+
+@functools.cache
+def kind_of(lang):
+    return {question: kind for kind, pairs in all_pairs(lang).items() for question, _ in pairs}
+
+
+FOREIGN_QUESTIONS = ([question for _, question, _ in GENERAL_SKILLS]
+                     + [question for _, question in CONTROLS]
+                     + [prompt for _, _, prompt in UNRELATED]
+                     + general_prompts._EN + general_prompts._ZH
+                     + [question for pairs in PLAIN_QA.values() for question, _ in pairs])
+
+# Countries the evals and other training sets ask or talk about, English and Chinese.
+_CAPITAL_OF = re.compile(r"capital of (?:the )?(.+?)\?")
+_ZH_CAPITAL_OF = re.compile(r"^(.+?)的首都是")
+FOREIGN_COUNTRIES_EN = sorted(
+    {match.group(1) for question in FOREIGN_QUESTIONS for match in [_CAPITAL_OF.search(question)]
+     if match}
+    | set(general_prompts._COUNTRIES_EN)
+    | {"Brazil", "Japan", "Egypt", "Mexico", "Argentina", "United Kingdom", "United States",
+       "China", "Korea"})
+FOREIGN_COUNTRIES_ZH = sorted(
+    {match.group(1) for question in FOREIGN_QUESTIONS for match in [_ZH_CAPITAL_OF.search(question)]
+     if match}
+    | set(general_prompts._COUNTRIES_ZH)
+    | {"加拿大", "俄罗斯", "埃及", "澳大利亚", "印度", "希腊", "葡萄牙", "韩国", "肯尼亚", "爱尔兰",
+       "荷兰", "泰国", "墨西哥", "挪威", "瑞典", "波兰", "阿根廷", "土耳其", "越南", "奥地利", "秘鲁",
+       "巴西", "日本", "法国", "英国", "美国", "中国", "蒙古"})
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_deterministic_for_a_seed_and_seeds_differ(lang):
+    assert computed_qa(lang, 120, seed=3) == computed_qa(lang, 120, seed=3)
+    assert computed_qa(lang, 120, seed=3) != computed_qa(lang, 120, seed=4)
+    assert computed_qa(lang, 0) == []
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_distinct_questions_every_kind_spread_evenly(lang):
+    kinds = kind_of(lang)
+    for count in (2 * len(KINDS), 2 * len(KINDS) + 5, 500):
+        pairs = computed_qa(lang, count, seed=1)
+        questions = [question for question, _ in pairs]
+        assert len(pairs) == count
+        assert len(set(questions)) == count
+        per_kind = {kind: 0 for kind in KINDS}
+        for question in questions:
+            per_kind[kinds[question]] += 1
+        assert min(per_kind.values()) >= count // len(KINDS), per_kind
+        assert max(per_kind.values()) - min(per_kind.values()) <= 1, per_kind
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_every_kind_has_distinct_questions_and_too_many_is_a_clear_error(lang):
+    for kind, pairs in all_pairs(lang).items():
+        questions = [question for question, _ in pairs]
+        assert len(questions) == len(set(questions)), kind
+        assert len(pairs) >= 60, kind
+    total = sum(capacity(lang).values())
+    assert len(computed_qa(lang, total)) == total
+    with pytest.raises(ValueError, match="at most"):
+        computed_qa(lang, total + 1)
+    with pytest.raises(ValueError):
+        computed_qa("fr", 10)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_questions_and_answers_are_in_the_language(lang):
+    for kind, pairs in all_pairs(lang).items():
+        for question, answer in pairs:
+            assert answer.endswith("。" if lang == "zh" else "."), (question, answer)
+            assert "{" not in question + answer and "}" not in question + answer
+            if lang == "zh":
+                assert HAN.search(question) and HAN.search(answer), (question, answer)
+            elif kind not in ("translation", "character_count"):
+                assert not HAN.search(question + answer), (question, answer)
+
+
+_ARITHMETIC = {
+    "en": re.compile(r"^(\d+) ([-+×]) (\d+) = (\d+)\.$"),
+    "zh": re.compile(r"^(\d+)(加|减|乘)(\d+)等于(\d+)。$"),
+}
+_OPERATIONS = {"+": int.__add__, "加": int.__add__, "-": int.__sub__, "减": int.__sub__,
+               "×": int.__mul__, "乘": int.__mul__}
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_arithmetic_answers_recomputed_from_the_question(lang):
+    pairs = [pair for kind in ("addition", "subtraction", "multiplication")
+             for pair in pairs_of_kind(kind, lang)]
+    pairs += [pair for pair in computed_qa(lang, 300, seed=7)
+              if _ARITHMETIC[lang].match(pair[1])]
+    for question, answer in pairs:
+        match = _ARITHMETIC[lang].match(answer)
+        assert match, (question, answer)
+        a, op, b, result = match.groups()
+        a, b, result = int(a), int(b), int(result)
+        assert sorted(int(n) for n in re.findall(r"\d+", question)) == sorted((a, b)), question
+        assert _OPERATIONS[op](a, b) == result, (question, answer)
+        if op in "-减":
+            # "Subtract 23 from 64" and "take 23 away from 64" name the smaller number first
+            first = int(re.findall(r"\d+", question)[0])
+            backwards = question.startswith("Subtract") or "away from" in question
+            assert first == (b if backwards else a) and result > 0, question
+
+
+def test_other_computed_answers():
+    days_en = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
+    words = {"two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+    for question, answer in pairs_of_kind("weekday", "en"):
+        start, = [d for d in days_en if d in question]
+        offset, = [n for w, n in words.items() if f" {w} " in question]
+        assert answer.rstrip(".").endswith(days_en[(days_en.index(start) + offset) % 7]), question
+    months_zh = ["十一月", "十二月", "一月", "二月", "三月", "四月", "五月", "六月", "七月", "八月",
+                 "九月", "十月"]
+    order = months_zh[2:] + months_zh[:2]
+    zh_words = {"两": 2, "三": 3, "四": 4, "五": 5}
+    for question, answer in pairs_of_kind("month", "zh"):
+        start = re.match(r"(?:如果现在是)?([一二三四五六七八九十]+月)", question).group(1)
+        offset = zh_words[re.search(r"(?:第|再过|，)([两三四五])个月", question).group(1)]
+        assert answer.endswith(order[(order.index(start) + offset) % 12] + "。"), question
+    factors = {("meters", "centimeters"): 100, ("kilometers", "meters"): 1000,
+               ("hours", "minutes"): 60, ("minutes", "seconds"): 60,
+               ("kilograms", "grams"): 1000, ("days", "hours"): 24}
+    for question, answer in pairs_of_kind("unit_conversion", "en"):
+        x, ux, y, uy = re.fullmatch(r"(\d+) (\w+) is (\d+) (\w+)\.", answer).groups()
+        if (ux, uy) in factors:
+            assert int(x) * factors[(ux, uy)] == int(y), answer
+        else:
+            assert int(y) * factors[(uy, ux)] == int(x), answer
+        assert re.findall(r"\d+", question) == [x], (question, answer)
+    for question, answer in pairs_of_kind("unit_conversion", "zh"):
+        x, y = re.findall(r"\d+", answer)
+        assert re.findall(r"\d+", question) == [x], (question, answer)
+        assert max(int(x), int(y)) % min(int(x), int(y)) == 0, answer
+    for lang in LANGS:
+        for question, answer in pairs_of_kind("letter_count", lang):
+            word = re.search(r"['“]([a-z]+)['”]", question).group(1)
+            assert re.search(rf"(?<!\d){len(word)}( letters|个字母)", answer), (question, answer)
+        for question, answer in pairs_of_kind("character_count", lang):
+            phrase = re.search(r"['“]([\u4e00-\u9fff]+)['”]", question).group(1)
+            assert re.search(rf"(?<!\d){len(phrase)}( Chinese characters|个)", answer), (
+                question, answer)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_question_is_or_is_inside_an_eval_replay_or_plain_question(lang):
+    foreign = {normalise(question) for question in FOREIGN_QUESTIONS}
+    joined = "\n".join(foreign)  # normalised text has no newline: a hit cannot straddle two
+    by_start: dict[str, list[str]] = {}  # one inside mine starts at one of mine's 3-grams
+    for other in foreign:
+        assert len(other) >= 3, other
+        by_start.setdefault(other[:3], []).append(other)
+    for kind, pairs in all_pairs(lang).items():
+        for question, _ in pairs:
+            mine = normalise(question)
+            assert mine not in joined, question
+            inside = [other for start in range(len(mine) - 2)
+                      for other in by_start.get(mine[start:start + 3], ()) if other in mine]
+            assert not inside, (question, inside)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_question_is_a_near_duplicate_of_an_eval_or_replay_question(lang):
+    """Nor a few characters away: difflib ratio above 0.8, as persona/identity/overlap.py."""
+    mine = {normalise(question): question for kind, pairs in all_pairs(lang).items()
+            for question, _ in (pairs[::97] if len(pairs) > 2000 else pairs)}  # 97: all phrasings
+    matcher = difflib.SequenceMatcher(autojunk=False)
+    for other in {normalise(question) for question in FOREIGN_QUESTIONS}:
+        matcher.set_seq2(other)  # the expensive side, once per foreign question
+        for text, question in mine.items():
+            if 2 * min(len(text), len(other)) <= 0.8 * (len(text) + len(other)):
+                continue  # ratio() can be no higher
+            matcher.set_seq1(text)
+            assert not (matcher.quick_ratio() > 0.8 and matcher.ratio() > 0.8), (question, other)
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_replay_or_eval_template_shape(lang):
+    shapes = [r"^What is \d+ ?(\+|times|minus|divided by) ?\d+\?$", r"^What is the opposite of ",
+              r"\d+(加|减|乘|乘以|除以)\d+等于(多少|几)", r"用英语怎么说", r"的英文是什么",
+              r"的反义词是什么", r"的首都是哪里", r"^What is the capital of "]
+    for pairs in all_pairs(lang).values():
+        for question, _ in pairs:
+            assert not any(re.search(shape, question) for shape in shapes), question
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_no_country_of_the_evals_or_other_sets(lang):
+    assert {"Canada", "Egypt", "Peru", "Netherlands", "Mongolia", "France", "Italy"} <= set(
+        FOREIGN_COUNTRIES_EN)
+    english = re.compile(r"\b(?:" + "|".join(map(re.escape, FOREIGN_COUNTRIES_EN)) + r")\b")
+    chinese = re.compile("|".join(map(re.escape, FOREIGN_COUNTRIES_ZH)))
+    for pairs in all_pairs(lang).values():
+        for question, answer in pairs:
+            text = question + " " + answer
+            assert not english.search(text) and not chinese.search(text), text
+
+
+def test_words_are_not_the_ones_the_evals_or_replay_ask_about():
+    quoted = re.compile(r"['“‘]([^'”’]+)['”’]")
+    foreign = {word.casefold() for question in FOREIGN_QUESTIONS
+               for word in quoted.findall(question)}
+    foreign |= {form.casefold() for lang, question, accepted in GENERAL_SKILLS if "英文" in question
+                for form in accepted}
+    foreign |= {"hot", "cold", "big", "small", "up", "down"}
+    for lang in LANGS:
+        for kind in ("translation", "opposite"):
+            for question, answer in pairs_of_kind(kind, lang):
+                words = {word.casefold() for word in quoted.findall(question + answer)}
+                assert not words & foreign, (question, words & foreign)
