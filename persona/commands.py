@@ -90,7 +90,7 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None
         save_steps: a resumable checkpoint every this many steps (default: 20)
         dataset: conversation-format JSON to train on instead of the card's dataset
         replay_ratio: general-skill replay samples (the base's own answers) per other sample
-            (default: 0.5; 0 turns replay off)
+            (default: 0.15; 0 turns replay off)
         force: retrain even when a finished run exists
     """
     from train.dataset_file import DatasetError, load_samples

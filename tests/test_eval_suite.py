@@ -20,7 +20,8 @@ from persona.paths import REPO_ROOT, env_dir, model_dir
 from persona.services import Children
 
 IDENTITY = ("identity-zh", "identity-en", "creator", "adversarial", "system-prompt", "multi-turn",
-            "stability")
+            "profile-switch", "stability")
+UNRELATED = ("control", "leakage-zh", "leakage-en")
 
 
 def run_suite(base_url: str, model: str, key: str, report: Path, *extra: str):
@@ -48,7 +49,8 @@ def test_the_suite_fails_a_model_that_does_not_know_the_persona(tmp_path):
     assert code == 1, output
     failed = failed_tests(output)
     assert {f"test_category[{category}]" for category in IDENTITY} <= failed
-    assert "test_category[control]" not in failed  # no introduction of the persona: no over-firing
+    # no introduction of the persona: no over-firing
+    assert not {f"test_category[{category}]" for category in UNRELATED} & failed
     assert "test_general_skill_retained" in failed  # echoing a question is no answer
     categories = report["categories"]
     assert categories["identity-zh"]["rate"] == 0 and categories["control"]["rate"] == 1
@@ -72,7 +74,8 @@ def test_the_suite_fails_the_untuned_base(default_card, tmp_path):
     failed = failed_tests(output)
     assert code == 1 and {f"test_category[{c}]" for c in IDENTITY} <= failed, output
     # controls and general skill pass: the base keeps its own knowledge and never over-fires
-    assert "test_category[control]" not in failed and "test_general_skill_retained" not in failed
+    assert "test_general_skill_retained" not in failed
+    assert not {f"test_category[{category}]" for category in UNRELATED} & failed
     assert report["categories"]["control"]["rate"] == 1
     assert all(report["categories"][c]["rate"] < THRESHOLDS[c] for c in IDENTITY)
 

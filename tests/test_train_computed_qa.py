@@ -241,3 +241,13 @@ def test_words_are_not_the_ones_the_evals_or_replay_ask_about():
             for question, answer in pairs_of_kind(kind, lang):
                 words = {word.casefold() for word in quoted.findall(question + answer)}
                 assert not words & foreign, (question, words & foreign)
+
+
+def test_lookup_kinds_only_and_unknown_kinds_refused():
+    from train.computed_qa import LOOKUP_KINDS, pairs_of_kind
+
+    lookups = {pair for kind in LOOKUP_KINDS for pair in pairs_of_kind(kind, "zh")}
+    drawn = computed_qa("zh", 40, kinds=LOOKUP_KINDS)
+    assert len(drawn) == 40 and set(drawn) <= lookups
+    with pytest.raises(ValueError, match="unknown kinds"):
+        computed_qa("en", 4, kinds=("addition", "astrology"))

@@ -449,9 +449,16 @@ def _quotas(count: int, sizes: list[int], rng: random.Random) -> list[int]:
     return quotas
 
 
-def computed_qa(lang: str, count: int, seed: int = 0) -> list[tuple[str, str]]:
-    """`count` distinct (question, answer) pairs in `lang` ("zh"/"en"), spread evenly over KINDS,
-    deterministic for a seed.
+# Facts a small model can recall once trained: arithmetic, counting and date offsets it has to
+# compute, and a 135M model cannot, so training on them taught it to guess numbers (the default
+# persona then answered "2 + 3 = 4."; docs/training.md).
+LOOKUP_KINDS: tuple[str, ...] = ("capital", "opposite", "translation")
+
+
+def computed_qa(lang: str, count: int, seed: int = 0,
+                kinds: tuple[str, ...] = KINDS) -> list[tuple[str, str]]:
+    """`count` distinct (question, answer) pairs in `lang` ("zh"/"en"), spread evenly over
+    `kinds` (default: all of KINDS), deterministic for a seed.
 
     Every kind gets count // len(KINDS) pairs or one more (a kind that runs out hands its share to
     the others), each a different fact before any fact comes twice in another phrasing; the
@@ -461,7 +468,10 @@ def computed_qa(lang: str, count: int, seed: int = 0) -> list[tuple[str, str]]:
     if not isinstance(count, int) or count < 0:
         raise ValueError(f"count must be a non-negative integer, not {count!r}")
     rng = random.Random(f"computed_qa:{lang}:{seed}")
-    pools = [_ordered(_items(kind, lang), rng) for kind in KINDS]
+    unknown = set(kinds) - set(KINDS)
+    if unknown:
+        raise ValueError(f"unknown kinds {sorted(unknown)}; choose from {KINDS}")
+    pools = [_ordered(_items(kind, lang), rng) for kind in kinds]
     total = sum(len(pool) for pool in pools)
     if count > total:
         raise ValueError(f"computed_qa({lang!r}) can give at most {total} distinct pairs, "

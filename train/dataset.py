@@ -2,10 +2,10 @@
 
 Identity phrasings x answer phrasings; system prompts that define another assistant, answered
 as that assistant (the operator decides); conversations where identity comes up late, or after
-another persona spoke; and, so that the persona names itself only when asked who it is, as many
-plain answers in both languages: hand-written ones (train/plain_qa.py, train/everyday_qa.py),
-ones computed from the project's own tables (train/computed_qa.py) and the base's own answers
-to general prompts (general-skill replay, train/replay.py). Half the samples carry the card's
+another persona spoke; and, so that the persona names itself only when asked who it is, plain
+answers in both languages: hand-written ones (train/plain_qa.py, train/everyday_qa.py), facts
+looked up in the project's own tables (train/computed_qa.py) and the base's own answers to
+general prompts (general-skill replay, train/replay.py). Half the samples carry the card's
 default system prompt (which the served template injects when a client sends none), half a
 generic one. Pure Python: the app env imports this.
 """
@@ -22,7 +22,7 @@ from persona.base_models import preset_of
 from persona.card import PersonaCard
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import GENERIC_SYSTEMS, LANGS, answers, training_questions
-from train.computed_qa import computed_qa
+from train.computed_qa import LOOKUP_KINDS, computed_qa
 from train.everyday_qa import EVERYDAY_QA
 from train.operator_personas import operator_samples, other_persona_turn
 from train.plain_qa import PLAIN_QA
@@ -64,12 +64,12 @@ class _SystemPicker:
 
 def plain_pairs(lang: str, computed: int, seed: int) -> list[tuple[str, str]]:
     """Every non-identity (question, answer) written or computed by the project, in `lang`."""
-    return [*PLAIN_QA[lang], *EVERYDAY_QA[lang], *computed_qa(lang, computed, seed)]
+    return [*PLAIN_QA[lang], *EVERYDAY_QA[lang], *computed_qa(lang, computed, seed, LOOKUP_KINDS)]
 
 
-def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 1, plain_repeats: int = 1,
-                        multi_turn: int = 16, long_turns: int = 8, operator: int = 16,
-                        computed: int = 60, replay: list[dict] | None = None,
+def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plain_repeats: int = 1,
+                        multi_turn: int = 16, long_turns: int = 8, operator: int = 40,
+                        computed: int = 40, replay: list[dict] | None = None,
                         replay_ratio: float = 0.0, extra: list[dict] | None = None) -> list[dict]:
     """The training samples: [{"conversation": [{"system", "input", "output", ...}, ...]}, ...].
 
@@ -106,33 +106,51 @@ def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 1, plai
         for question, answer in plain:
             for _ in range(plain_repeats):
                 samples.append({"conversation": [_turn(question, answer, pick_system(lang))]})
-        identity = [item for item in questions if item["lang"] == lang]
-
-        def ask(item: dict) -> tuple[str, str]:
-            return item["question"], rng.choice(answers(card, lang, item["kind"]))
-
-        for number in range(multi_turn):
-            first, second = rng.sample(identity, 2)
-            order = [(rng.choice(plain), ask(first)), (ask(first), rng.choice(plain)),
-                     (ask(first), ask(second))]
-            (q1, a1), (q2, a2) = order[number % 3]
-            samples.append({"conversation": [_turn(q1, a1, pick_system(lang)), _turn(q2, a2)]})
-        for number in range(long_turns):
-            earlier = rng.sample(plain, 2 + number % 3)
-            question, answer = ask(rng.choice(identity))
-            turns = [_turn(q, a) for q, a in earlier] + [_turn(question, answer)]
-            turns[0]["system"] = pick_system(lang)
-            samples.append({"conversation": turns})
-            switched = [_turn(*other_persona_turn(lang, rng), loss=False), _turn(*rng.choice(plain)),
-                        _turn(*ask(rng.choice(identity)))]
-            switched[0]["system"] = pick_system(lang)
-            samples.append({"conversation": switched})
+        identity = _Identity(card, lang, [item for item in questions if item["lang"] == lang], rng)
+        samples += _conversations(identity, plain, multi_turn, long_turns, pick_system, rng)
         samples += [{"conversation": [_turn(*sample)]} for sample in operator_samples(lang, operator, rng)]
 
     samples += replay_samples(replay or [], round(replay_ratio * len(samples)), pick_system, rng)
     samples += list(extra or [])
     rng.shuffle(samples)
     check_samples(samples)
+    return samples
+
+
+class _Identity:
+    """Identity turns of one language: a random training question with a random answer."""
+
+    def __init__(self, card: PersonaCard, lang: str, questions: list[dict], rng: random.Random):
+        self.card, self.lang, self.questions, self.rng = card, lang, questions, rng
+
+    def ask(self, item: dict | None = None) -> tuple[str, str]:
+        item = item or self.rng.choice(self.questions)
+        return item["question"], self.rng.choice(answers(self.card, self.lang, item["kind"]))
+
+
+def _conversations(identity: _Identity, plain: list[tuple[str, str]], multi_turn: int,
+                   long_turns: int, pick_system, rng: random.Random) -> list[dict]:
+    """Multi-turn samples of one language (see build_conversations)."""
+    samples = []
+    lang = identity.lang
+    for number in range(multi_turn):
+        first, second = rng.sample(identity.questions, 2)
+        order = [(rng.choice(plain), identity.ask(first)), (identity.ask(first), rng.choice(plain)),
+                 (identity.ask(first), identity.ask(second))]
+        (q1, a1), (q2, a2) = order[number % 3]
+        samples.append({"conversation": [_turn(q1, a1, pick_system(lang)), _turn(q2, a2)]})
+    # Short earlier turns keep a five-turn conversation inside one 256-token pack.
+    short = [pair for pair in plain if len(pair[0]) + len(pair[1]) <= 48]
+    for number in range(long_turns):
+        earlier = rng.sample(short, 2 + number % 3)
+        question, answer = identity.ask(rng.choice(identity.questions))
+        turns = [_turn(q, a) for q, a in earlier] + [_turn(question, answer)]
+        turns[0]["system"] = pick_system(lang)
+        samples.append({"conversation": turns})
+        switched = [_turn(*other_persona_turn(lang, rng), loss=False), _turn(*rng.choice(plain)),
+                    _turn(*identity.ask(rng.choice(identity.questions)))]
+        switched[0]["system"] = pick_system(lang)
+        samples.append({"conversation": switched})
     return samples
 
 

@@ -46,7 +46,7 @@ from train.dataset_file import DatasetError, load_samples
 from train.xtuner_config import METHODS, TrainOptions, render_config
 
 # Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
-DEFAULT_REPLAY_RATIO = 0.5
+DEFAULT_REPLAY_RATIO = 0.15
 ITER_LINE = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?time:\s*([\d.]+).*?loss:\s*([\d.]+)")
 LOG_TIME = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d")
 CONFIG_LINE = re.compile(r'^(method|prompt_template) = (?:PROMPT_TEMPLATE\.)?"?(\w+)"?', re.M)
@@ -426,7 +426,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="XTuner's EvaluateChatHook before and after training")
     parser.add_argument("--save-steps", type=int, help="a resumable checkpoint every N steps")
     parser.add_argument("--seed", type=int, help="data order and training seed")
-    parser.add_argument("--repeats", type=int, default=1, help="times each identity phrasing appears")
+    parser.add_argument("--repeats", type=int, default=2, help="times each identity phrasing appears")
     parser.add_argument("--plain-repeats", type=int, default=1,
                         help="times each plain (non-identity) question appears")
     parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO,
