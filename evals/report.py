@@ -137,8 +137,8 @@ def write_report(directory: Path, model: str, cases, judged: dict[str, dict],
          "general_skills": general,
          "retention": kept, "reference_model": reference["model"] if reference else None,
          "failures": failures}, ensure_ascii=False, indent=2), encoding="utf-8")
-    (directory / "report.md").write_text(_markdown(model, summary, failures, reference, kept, languages),
-                                         encoding="utf-8")
+    markdown = _markdown(model, summary, failures, reference, kept, languages)
+    (directory / "report.md").write_text(markdown, encoding="utf-8")
     if reference:
         chart(directory / CHART, model, summary, reference)
     return directory

@@ -17,7 +17,8 @@ from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTION
                                       USER_OVERRIDES)
 from persona.identity.names import OTHER_ASSISTANTS
 from persona.identity.overlap import near_duplicate, overlaps
-from persona.identity.phrasings import GENERIC_SYSTEMS, OTHER_MAKERS, OTHER_MODELS, QUESTIONS
+from persona.identity.phrasings import (GENERIC_SYSTEMS, OTHER_MAKERS, OTHER_MODELS, QUESTIONS,
+                                         every_filling)
 from persona.identity.unrelated import UNRELATED
 from train import general_prompts
 from train.plain_qa import PLAIN_QA
@@ -39,17 +40,7 @@ HELDOUT = [item["question"] for item in HELDOUT_QUESTIONS]
 def filled_phrasings() -> list[str]:
     """Every training identity phrasing, its {other} / {maker} slot filled with every value of
     its language (training fills only some: a question must be apart from all of them)."""
-    filled: list[str] = []
-    for lang, kinds in QUESTIONS.items():
-        for templates in kinds.values():
-            for template in templates:
-                if "{other}" in template:
-                    filled += [template.format(other=other) for other in OTHER_MODELS[lang]]
-                elif "{maker}" in template:
-                    filled += [template.format(maker=maker) for maker in OTHER_MAKERS[lang]]
-                else:
-                    filled.append(template)
-    return filled
+    return [question for lang in QUESTIONS for question in every_filling(lang)]
 
 
 def training_questions() -> dict[str, list[str]]:

@@ -13,7 +13,7 @@ from evals.general_skills import GENERAL_SKILLS
 from persona.identity import heldout
 from persona.identity.names import OTHER_ASSISTANTS
 from persona.identity.overlap import near_duplicate, overlaps
-from persona.identity.phrasings import OTHER_MAKERS, OTHER_MODELS, QUESTIONS
+from persona.identity.phrasings import OTHER_MAKERS, OTHER_MODELS, every_filling
 from persona.identity.unrelated import UNRELATED
 from train.everyday_qa import EVERYDAY_QA, EVERYDAY_QA_BY_KIND
 from train.general_prompts import ALL as REPLAY_PROMPTS
@@ -36,16 +36,7 @@ def _answer_length(lang: str, answer: str) -> int:
 
 def _identity_questions(lang: str) -> list[str]:
     """Every identity phrasing, a slot filled with every other assistant or maker."""
-    filled = []
-    for templates in QUESTIONS[lang].values():
-        for template in templates:
-            if "{other}" in template:
-                filled += [template.format(other=name) for name in OTHER_MODELS[lang]]
-            elif "{maker}" in template:
-                filled += [template.format(maker=name) for name in OTHER_MAKERS[lang]]
-            else:
-                filled.append(template)
-    return filled
+    return every_filling(lang)
 
 
 def _names_in(text: str) -> list[str]:

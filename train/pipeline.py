@@ -45,7 +45,7 @@ from train.dataset import dataset_stats, write_dataset
 from train.dataset_file import DatasetError, load_samples
 from train.xtuner_config import METHODS, TrainOptions, render_config
 
-# Replay samples per other sample; chosen from benchmarks/time_to_identity.py (docs/training.md).
+# Replay samples per other sample; chosen with the recipes compared in docs/training.md (leakage).
 DEFAULT_REPLAY_RATIO = 0.15
 ITER_LINE = re.compile(r"Iter\(train\)\s*\[\s*(\d+)/(\d+)\].*?time:\s*([\d.]+).*?loss:\s*([\d.]+)")
 LOG_TIME = re.compile(r"^\d\d/\d\d \d\d:\d\d:\d\d")

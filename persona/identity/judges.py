@@ -62,7 +62,8 @@ def problems(text: str, finish_reason: str | None, expect_any: tuple[str, ...] =
     if placeholder:
         found.append(f"an unfilled placeholder in the text: {placeholder.group()!r}")
     if answer_lang and language_of(text) != answer_lang:
-        found.append(f"answered in {language_of(text) or 'mixed languages'}, asked in {answer_lang}")
+        answered = language_of(text) or "mixed languages"
+        found.append(f"answered in {answered}, asked in {answer_lang}")
     if expect_any and not any(_fold(word) in _fold(text) for word in expect_any):
         found.append(f"names none of {list(expect_any)}")
     if accept and not is_right(text, accept):

@@ -180,6 +180,21 @@ def _fill_slots(template: str, lang: str, index: int, count: int,
     return [template.format(**{slot: value}) for value in dict.fromkeys(picks)]
 
 
+def every_filling(lang: str) -> list[str]:
+    """Every phrasing of a language, a slot filled with every other assistant or maker (training
+    fills only some): what a held-out or unrelated question must stay apart from."""
+    filled: list[str] = []
+    for templates in QUESTIONS[lang].values():
+        for template in templates:
+            if "{other}" in template:
+                filled += [template.format(other=name) for name in OTHER_MODELS[lang]]
+            elif "{maker}" in template:
+                filled += [template.format(maker=name) for name in OTHER_MAKERS[lang]]
+            else:
+                filled.append(template)
+    return filled
+
+
 def training_questions(extra_models: tuple[str, ...] = ()) -> list[dict]:
     """[{"lang", "question", "kind"}]: every phrasing, one with a slot filled with two other
     assistants (or makers) plus one of `extra_models` (such as the card's base)."""
