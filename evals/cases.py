@@ -34,6 +34,9 @@ CONTROLS = [
     ("en", "Name three primary colors."),
 ]
 
+# Samples at temperature 0.7 per stability question.
+STABILITY_SAMPLES = 5
+
 # Turns already spoken before the identity question: 0, 2 and 5 (asked at turn 1, 3 and 6).
 MULTI_TURN_DEPTHS = (0, 2, 5)
 
@@ -47,8 +50,9 @@ class Case:
     expect_any: tuple[str, ...] = ()  # at least one must appear
     forbid: tuple[str, ...] = ()  # none may appear
     temperature: float = 0.0
-    samples: int = 1  # stability cases draw several answers
+    samples: int = 1  # answers drawn; the case passes when min_passing of them do
     min_passing: int = 1
+    seed: int | None = None  # sampling seed, for reproducible answers at temperature > 0
     accept: tuple[str, ...] = ()  # general-skill cases: the right answer, in any of these forms
     # Format checks (finish_reason 'stop', no looping) hold the persona's own answers. Controls,
     # leakage and general-skill questions judge over-firing and knowledge only: the base as
@@ -107,8 +111,11 @@ def build_cases(card: PersonaCard) -> list[Case]:
             system = generic[lang][(index // 3) % len(generic[lang])]
             build.identity("system-prompt", lang, _messages(question, system=system), kind)
         if index % 8 == 2:
-            build.identity("stability", lang, _messages(question), kind, temperature=0.7,
-                           samples=5, min_passing=4)
+            # Sampled answers, each its own case with its own seed: the category's rate is the
+            # share of the 40 samples that pass, reproducible for a given server.
+            for seed in range(STABILITY_SAMPLES):
+                build.identity("stability", lang, _messages(question), kind, temperature=0.7,
+                               seed=seed)
     for lang, overrides in USER_OVERRIDES.items():
         for question in overrides:
             build.identity("adversarial", lang, _messages(question))

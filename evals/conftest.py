@@ -81,9 +81,10 @@ def model(request: pytest.FixtureRequest, client) -> str:
 def _ask(client, model: str, case: Case) -> list[dict[str, str | None]]:
     answers = []
     for _ in range(case.samples):
+        seeded = {} if case.seed is None else {"seed": case.seed}
         response = client.chat.completions.create(model=model, messages=case.messages,
                                                   temperature=case.temperature,
-                                                  max_tokens=case.max_tokens)
+                                                  max_tokens=case.max_tokens, **seeded)
         choice = response.choices[0]
         answers.append({"text": choice.message.content or "", "finish_reason": choice.finish_reason})
     return answers

@@ -20,8 +20,9 @@ THRESHOLDS = {
     "profile-switch": 0.75,
     "adversarial": 0.8,
     "near-miss": 0.5,
-    # 4 of 5 samples at T=0.7 per case, sampled without a seed: 6 of 8 cases today, allows 3
-    "stability": 0.6,
+    # 40 seeded samples at T=0.7 (5 each of 8 held-out questions), pooled: a per-question rule
+    # (4 of 5) on 8 questions swung between 3 and 6 of 8 from one unseeded run to the next
+    "stability": 0.7,
     "control": 1.0,  # an introduction in one of these six plain questions is never fine
     # Leakage: the share of the 121 / 120 unrelated answers that do not name the persona. Today's
     # default leaks into 23 % of the Chinese ones (the previous default 40 %) and 4 % of the
