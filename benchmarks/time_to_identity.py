@@ -166,7 +166,7 @@ def print_table(rows: list[dict]) -> None:
     """One line per config: time, then each quality measure with its n and 95 % interval."""
     head = (f"{'config':<16}{'samples':>8}{'steps':>6}{'train s':>8}{'wall s':>7}  "
             f"{'identity zh':<17}{'identity en':<17}{'in lang zh':<17}{'in lang en':<17}"
-            f"{'leak zh':<16}{'leak en':<16}{'skills lost/gained':>19}")
+            f"{'leak zh':<18}{'leak en':<18}{'skills lost/gained':>19}")
     print(head)
     print("-" * len(head))
     for row in rows:
@@ -174,7 +174,7 @@ def print_table(rows: list[dict]) -> None:
         print(f"{row['name']:<16}{row['samples']:>8}{row['steps']:>6}{row['train_s']:>8.0f}"
               f"{row['wall_s']:>7}  {_cell(zh['identity']):<17}{_cell(en['identity']):<17}"
               f"{_cell(zh['answer_language']):<17}{_cell(en['answer_language']):<17}"
-              f"{_cell(zh['leakage']):<16}{_cell(en['leakage']):<16}"
+              f"{_cell(zh['leakage']):<18}{_cell(en['leakage']):<18}"
               f"{len(row['skills_lost']):>10}/{len(row['skills_gained'])}"
               f" of {row['skills_base_right']}")
 
