@@ -14,10 +14,10 @@ import json
 import sys
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 
-def _measure(cell: dict) -> str:
-    low, high = cell["interval"]
-    return f"{cell['count']}/{cell['total']} = {cell['rate']:.1%} ({low:.0%}-{high:.0%})"
+from persona.stats import describe  # noqa: E402
 
 
 def table(folders: list[Path]) -> str:
@@ -28,7 +28,8 @@ def table(folders: list[Path]) -> str:
         for name, label in (("identity", "held-out identity"),
                             ("answer_language", "answered in the language asked"),
                             ("leakage", "**leakage**")):
-            cells = [_measure(report["by_language"][lang][name]) for report in reports]
+            cells = [describe(report["by_language"][lang][name], bound_digits=0)
+                     for report in reports]
             lines.append(f"| {label} ({lang}) | " + " | ".join(cells) + " |")
     lines.append("| general skill: lost / gained of the base's | " + " | ".join(
         f"{len(r['retention']['lost'])} / {len(r['retention']['gained'])} "

@@ -39,14 +39,6 @@ def first_sentence(text: str) -> str:
     return FIRST_SENTENCE.match(text.strip()).group(0).strip()
 
 
-def _rate(count: int, total: int) -> dict:
-    from persona.stats import wilson
-
-    low, high = wilson(count, total)
-    return {"count": count, "total": total, "rate": round(count / total, 3),
-            "interval": [round(low, 3), round(high, 3)]}
-
-
 def measure(model: Path, base: str, card_path: Path) -> dict:
     """Runs in the training env: greedy answers of `model`, judged as the evals judge them."""
     from evals.cases import CONTROLS
@@ -56,6 +48,7 @@ def measure(model: Path, base: str, card_path: Path) -> dict:
     from persona.identity.judges import is_right, language_of, names_any, problems
     from persona.identity.names import claims_of_others
     from persona.identity.unrelated import UNRELATED
+    from persona.stats import proportion
     from train.general_prompts import split_prompts
     from train.replay import base_answers, generate
 
@@ -90,9 +83,9 @@ def measure(model: Path, base: str, card_path: Path) -> dict:
         in_lang = sum(language_of(a["answer"]) == lang
                       for q, a in zip(HELDOUT_QUESTIONS, identity_answers) if q["lang"] == lang)
         mine = [a for a in unrelated_answers if a["lang"] == lang]
-        by_lang[lang] = {"identity": _rate(len(asked) - wrong, len(asked)),
-                         "answer_language": _rate(in_lang, len(asked)),
-                         "leakage": _rate(sum(a in leaks for a in mine), len(mine))}
+        by_lang[lang] = {"identity": proportion(len(asked) - wrong, len(asked)),
+                         "answer_language": proportion(in_lang, len(asked)),
+                         "leakage": proportion(sum(a in leaks for a in mine), len(mine))}
     base_skills = base_answers(base, skills, max_new_tokens=96, log=lambda _: None)
     right = [is_right(a["answer"], accepted) for a, (_, _, accepted) in zip(skill_answers, GENERAL_SKILLS)]
     base_right = [is_right(a["answer"], accepted)

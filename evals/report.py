@@ -10,7 +10,7 @@ from pathlib import Path
 from evals.baseline import retention
 from evals.thresholds import MAX_LOST, THRESHOLDS
 from persona.identity.judges import language_of
-from persona.stats import wilson
+from persona.stats import describe, proportion, wilson
 
 CHART = "base-vs-persona.png"
 
@@ -45,10 +45,7 @@ def by_language(cases, judged: dict[str, dict]) -> dict[str, dict]:
             "answer_language": (sum(language_of(text) == lang for text in answered), len(answered)),
             "leakage": (sum(not judged[case.id]["passed"] for case in unrelated), len(unrelated)),
         }
-        rows[lang] = {name: {"count": count, "total": total,
-                             "rate": round(count / total, 3) if total else None,
-                             "interval": [round(bound, 3) for bound in wilson(count, total)]}
-                      for name, (count, total) in measures.items()}
+        rows[lang] = {name: proportion(count, total) for name, (count, total) in measures.items()}
     return rows
 
 
@@ -68,12 +65,7 @@ def _language_lines(languages: dict[str, dict]) -> list[str]:
     lines = ["", "| language | held-out identity | answered in the language asked | "
              "leakage (unrelated answers naming the persona) |", "|---|---|---|---|"]
     for lang, row in languages.items():
-        cells = []
-        for name in ("identity", "answer_language", "leakage"):
-            cell = row[name]
-            low, high = cell["interval"]
-            rate = f"{cell['rate']:.1%}" if cell["rate"] is not None else "-"
-            cells.append(f"{cell['count']}/{cell['total']} = {rate} ({low:.1%}-{high:.1%})")
+        cells = [describe(row[name]) for name in ("identity", "answer_language", "leakage")]
         lines.append(f"| {lang} | " + " | ".join(cells) + " |")
     return lines
 
@@ -89,7 +81,7 @@ def _markdown(model: str, summary: dict, failures: list[dict], reference: dict |
         cells = [category]
         if reference:
             cells.append(f"{base[category]['rate']:.0%}" if category in base else "")
-        low, high = row.get("interval") or wilson(row["passed"], row["total"])
+        low, high = row["interval"]
         cells += [f"{row['passed']}/{row['total']}", f"{row['rate']:.0%}",
                   f"{low:.0%}-{high:.0%}", _threshold(category, row)]
         lines.append("| " + " | ".join(cells) + " |")

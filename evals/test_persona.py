@@ -1,5 +1,6 @@
 """One test per eval category; each fails when its pass rate drops below its threshold and
-shows the offending answers. General skill is judged against the untuned base: losses counted on their own."""
+shows the offending answers. General skill is judged against the untuned base, its losses
+counted on their own."""
 
 import pytest
 

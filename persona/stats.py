@@ -17,8 +17,17 @@ def wilson(successes: int, total: int, z: float = 1.96) -> tuple[float, float]:
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
-def rate_with_interval(successes: int, total: int) -> str:
-    """'97/110 = 88 % (95 % CI 81-93 %)'."""
-    low, high = wilson(successes, total)
-    rate = successes / total if total else 0.0
-    return f"{successes}/{total} = {rate:.0%} (95 % CI {low:.0%}-{high:.0%})"
+def proportion(count: int, total: int) -> dict:
+    """{"count", "total", "rate", "interval"}: a measured share as reports store it (rate None
+    for an empty sample)."""
+    return {"count": count, "total": total,
+            "rate": round(count / total, 3) if total else None,
+            "interval": [round(bound, 3) for bound in wilson(count, total)]}
+
+
+def describe(measure: dict, rate_digits: int = 1, bound_digits: int = 1) -> str:
+    """'28/121 = 23.1% (16.5%-31.4%)' for a proportion() dict."""
+    low, high = measure["interval"]
+    rate = "-" if measure["rate"] is None else f"{measure['rate']:.{rate_digits}%}"
+    return (f"{measure['count']}/{measure['total']} = {rate} "
+            f"({low:.{bound_digits}%}-{high:.{bound_digits}%})")

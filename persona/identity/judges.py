@@ -64,7 +64,7 @@ def problems(text: str, finish_reason: str | None, expect_any: tuple[str, ...] =
     if answer_lang and language_of(text) != answer_lang:
         answered = language_of(text) or "mixed languages"
         found.append(f"answered in {answered}, asked in {answer_lang}")
-    if expect_any and not any(_fold(word) in _fold(text) for word in expect_any):
+    if expect_any and not names_any(text, expect_any):
         found.append(f"names none of {list(expect_any)}")
     if accept and not is_right(text, accept):
         found.append(f"wrong answer: none of {list(accept)}")
