@@ -178,8 +178,8 @@ def summarise(points: list[dict], tokens_per_iter: int) -> dict:
 def train_once(shape: str, variant: str, models: Path, work: Path, data: Path, epochs: int,
                gpus: int, overrides: dict, timeout: int) -> dict:
     from persona.card import load_card
-    from train.pipeline import child_env, xtuner_command
-    from train.xtuner_config import TrainOptions, render_config
+    from persona.train.pipeline import child_env, xtuner_command
+    from persona.train.xtuner_config import TrainOptions, render_config
 
     options = TrainOptions(**{**COMMON, **VARIANTS[variant], "epochs": epochs, **overrides})
     run = work / f"{shape}-{variant}-{gpus}gpu"
@@ -233,7 +233,7 @@ def train_once(shape: str, variant: str, models: Path, work: Path, data: Path, e
 
 def run(args: argparse.Namespace) -> list[dict]:
     from persona.card import load_card
-    from train.dataset import write_dataset
+    from persona.train.dataset import write_dataset
 
     work = args.work.resolve()
     data = work / "data"

@@ -26,8 +26,8 @@ from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
 from persona.card import parse_card  # noqa: E402
 from persona.services import stop, wait_http  # noqa: E402
-from serve.adapters import plan  # noqa: E402
-from serve.server import ServeOptions, start  # noqa: E402
+from persona.serve.adapters import plan  # noqa: E402
+from persona.serve.server import ServeOptions, start  # noqa: E402
 from persona.services import free_port  # noqa: E402
 from serve_bench import KEY  # noqa: E402
 

@@ -30,8 +30,8 @@ sys.path.insert(0, str(REPO))
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
 from persona.services import free_port, stop, wait_http  # noqa: E402
-from serve.host import CpuFit, fit, usable_cpus  # noqa: E402
-from serve.server import ServeOptions, start  # noqa: E402
+from persona.serve.host import CpuFit, fit, usable_cpus  # noqa: E402
+from persona.serve.server import ServeOptions, start  # noqa: E402
 
 KEY = "sk-bench-local"
 EXTRA_QUESTIONS = ["What is the capital of France?", "Explain what a CPU does.",

@@ -3,7 +3,7 @@
   .venv/bin/python benchmarks/time_to_identity.py [--card cards/xiaocong.yaml]
       [--config NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] ...] [--out DIR]
 
-Each config is one fresh `python -m train.pipeline` run (the training env) of the card; the
+Each config is one fresh `python -m persona.train.pipeline` run (the training env) of the card; the
 baseline (no general-skill replay) runs beside the others in the same invocation. After each
 run the merged model answers, greedily through its own chat template:
   identity   the held-out identity questions (persona/identity/heldout.py, worded unlike any
@@ -41,16 +41,16 @@ def first_sentence(text: str) -> str:
 
 def measure(model: Path, base: str, card_path: Path) -> dict:
     """Runs in the training env: greedy answers of `model`, judged as the evals judge them."""
-    from evals.cases import CONTROLS
-    from evals.general_skills import GENERAL_SKILLS
+    from persona.evals.cases import CONTROLS
+    from persona.evals.general_skills import GENERAL_SKILLS
     from persona.card import load_card
     from persona.identity.heldout import HELDOUT_QUESTIONS
     from persona.identity.judges import is_right, language_of, names_any, problems
     from persona.identity.names import claims_of_others
     from persona.identity.unrelated import UNRELATED
     from persona.stats import proportion
-    from train.general_prompts import split_prompts
-    from train.replay import base_answers, generate
+    from persona.train.general_prompts import split_prompts
+    from persona.train.replay import base_answers, generate
 
     card = load_card(card_path)
     _, general = split_prompts()
@@ -125,7 +125,7 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path,
     if (run / "manifest.json").exists():  # measured again without training; delete to retrain
         print(f"{name}: reusing the finished run in {run}")
     else:
-        result = envs.run_module("train", "train.pipeline", [
+        result = envs.run_module("train", "persona.train.pipeline", [
             "--card", str(card), "--base-model", base, "--out", str(run), "--epochs", str(epochs),
             "--replay-ratio", str(ratio), "--no-probe", "--no-eval-chat", *extra])
         if result.returncode != 0:

@@ -26,7 +26,7 @@ COPY requirements/serve-cpu.txt requirements/
 RUN pip install --extra-index-url https://download.pytorch.org/whl/cpu \
         -c requirements/serve-cpu.txt torch transformers gguf accelerate
 COPY serve/__init__.py serve/convert_base.py serve/
-RUN python -m serve.convert_base --out /out/smollm2-135m-instruct
+RUN python serve/convert_base.py --out /out/smollm2-135m-instruct
 
 FROM ${BASE_IMAGE}
 ENV PYTHONUNBUFFERED=1 \

@@ -3,7 +3,7 @@
 Either live — `persona eval --compare-base` runs the suite against the base first and hands its
 report.json to the persona's run — or stored in evals/baselines/<base>.json, which `pytest
 evals/` uses by itself when the card's base has one. Store a fresh one with
-`python -m evals.baseline REPORT_JSON BASE_NAME` after the question set changes.
+`python -m persona.evals.baseline REPORT_JSON BASE_NAME` after the question set changes.
 """
 
 from __future__ import annotations
@@ -70,5 +70,5 @@ def retention(general: dict[str, bool], reference: dict) -> dict:
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
-        sys.exit("usage: python -m evals.baseline REPORT_JSON BASE_NAME")
+        sys.exit("usage: python -m persona.evals.baseline REPORT_JSON BASE_NAME")
     print(store(Path(sys.argv[1]), sys.argv[2]))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from evals.general_skills import GENERAL_SKILLS
+from persona.evals.general_skills import GENERAL_SKILLS
 from persona.card import PersonaCard
 from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTIONS,
                                       OPERATOR_PERSONAS, OTHER_PERSONA_TURNS, TOPIC_TURNS,

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from evals import baseline
-from evals.cases import Case, build_cases
-from evals.report import write_report
+from persona.evals import baseline
+from persona.evals.cases import Case, build_cases
+from persona.evals.report import write_report
 from persona.card import load_card
 from persona.identity.judges import problems
 

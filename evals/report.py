@@ -7,8 +7,8 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-from evals.baseline import retention
-from evals.thresholds import MAX_LOST, THRESHOLDS
+from persona.evals.baseline import retention
+from persona.evals.thresholds import MAX_LOST, THRESHOLDS
 from persona.identity.judges import language_of
 from persona.stats import describe, proportion, wilson
 

@@ -4,10 +4,10 @@ counted on their own."""
 
 import pytest
 
-from evals.baseline import retention
-from evals.cases import Case
-from evals.report import general_skills
-from evals.thresholds import MAX_LOST, THRESHOLDS
+from persona.evals.baseline import retention
+from persona.evals.cases import Case
+from persona.evals.report import general_skills
+from persona.evals.thresholds import MAX_LOST, THRESHOLDS
 
 
 def _answers(case: Case, verdicts: dict[str, dict]) -> str:
@@ -36,7 +36,7 @@ def test_general_skill_retained(verdicts: dict[str, dict], cases: list[Case], re
     kept = retention(general_skills(cases, verdicts), reference)
     assert kept["compared"] == kept["total"], (
         f"the base run answered {kept['compared']} of today's {kept['total']} general questions; "
-        "record it again (`persona eval --compare-base`, then `python -m evals.baseline`)")
+        "record it again (`persona eval --compare-base`, then `python -m persona.evals.baseline`)")
     by_question = {case.messages[-1]["content"]: case for case in cases}
     lost = "\n".join(f"- {question}\n" + _answers(by_question[question], verdicts)
                      for question in kept["lost"])

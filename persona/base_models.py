@@ -113,7 +113,7 @@ def ensure_embedded(preset: Preset) -> Path:
     if (target / ".done").exists():
         return target
     print(f"persona: converting the embedded {preset.name} (GGUF from PyPI) to {target}", flush=True)
-    result = envs.run_module("serve", "serve.convert_base", ["--out", str(target)])
+    result = envs.run_module("serve", "persona.serve.convert_base", ["--out", str(target)])
     if result.returncode != 0 or not (target / ".done").exists():
         raise BaseModelError(f"converting {preset.name} failed (exit {result.returncode}); see above")
     return target

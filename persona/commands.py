@@ -50,7 +50,7 @@ def data(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
     run = _run_folder(persona, out)
     base = base_models.resolve(persona.base)
     # The training env: general-skill replay asks the base model itself (torch, transformers).
-    result = envs.run_module("train", "train.pipeline", [
+    result = envs.run_module("train", "persona.train.pipeline", [
         "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
         "--only-data"])
     if result.returncode != 0:
@@ -93,8 +93,8 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None
             (default: 0.15; 0 turns replay off)
         force: retrain even when a finished run exists
     """
-    from train.dataset_file import DatasetError, load_samples
-    from train.run_state import differences, finished, refusal, resolve_options
+    from persona.train.dataset_file import DatasetError, load_samples
+    from persona.train.run_state import differences, finished, refusal, resolve_options
 
     persona = load_card(card)
     given = {"method": method, "epochs": epochs, "max_steps": max_steps, "lr": lr,
@@ -122,7 +122,7 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None
         args += ["--replay-ratio", str(replay_ratio)]
     if force:
         args += ["--force"]
-    result = envs.run_module("train", "train.pipeline", args)
+    result = envs.run_module("train", "persona.train.pipeline", args)
     if result.returncode != 0 or not finished(run):
         raise CommandError(f"training {persona.id} failed (exit {result.returncode}); see the "
                            f"output above. A finished model in {run} is only replaced by a "
@@ -137,12 +137,12 @@ def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         card: persona card YAML
         out: run folder (default: the card's run folder in the cache)
     """
-    from train.run_state import finished
+    from persona.train.run_state import finished
 
     persona = load_card(card)
     run = _run_folder(persona, out)
     base = base_models.resolve(persona.base)
-    result = envs.run_module("train", "train.pipeline", [
+    result = envs.run_module("train", "persona.train.pipeline", [
         "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
         "--only-merge"])
     if result.returncode != 0 or not finished(run):
@@ -153,7 +153,7 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
                children: Children, compile: bool = False, tensor_parallel: int = 1,
                adapters: tuple[tuple[str, Path], ...] = (), chat_template: Path | None = None,
                served_name: str | None = None, max_lora_rank: int = 16) -> str:
-    from serve.server import ServeOptions, start
+    from persona.serve.server import ServeOptions, start
 
     try:
         options = ServeOptions(model=model, served_name=served_name or persona.id, api_key=key,
@@ -177,14 +177,14 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
 
 def _check_ui_login(host: str, allow_no_login: bool) -> None:
     """Before anything starts: no chat open to other machines without a password."""
-    from ui.login import check_exposure
+    from persona.ui.login import check_exposure
 
     check_exposure(host, os.environ.get("PERSONA_UI_PASSWORD"), allow_no_login)
 
 
 def _start_ui(card: Path, persona: PersonaCard, api_url: str, key: str, host: str, port: int,
               children: Children, allow_no_login: bool = False) -> str:
-    from ui.launch import ui_command
+    from persona.ui.launch import ui_command
 
     ensure_free(host, port, "--ui-port / UI_PORT")
     log = home() / "logs" / f"ui-{persona.id}-{port}.log"
@@ -207,7 +207,7 @@ def _wait_forever(children: Children) -> None:
 
 def _trained_model(card: Path, out: Path | None) -> Path:
     """The merged model of the card's run: a finished run is served as it is, else trained."""
-    from train.run_state import finished
+    from persona.train.run_state import finished
 
     run = _run_folder(load_card(card), out)
     return (run if finished(run) else train(card, out=out)) / "merged"
@@ -245,7 +245,7 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
 def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
                     tensor_parallel: int) -> None:
     """One vLLM server: the shared base once, each card's LoRA adapter routed by model name."""
-    from serve.adapters import AdapterError, check_cards, plan
+    from persona.serve.adapters import AdapterError, check_cards, plan
 
     personas = [load_card(card) for card in cards]
     try:
@@ -349,7 +349,7 @@ def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None,
     if ui_url:
         print(f"  chat  {ui_url}")
         if os.environ.get("PERSONA_UI_PASSWORD"):
-            from ui.settings import login_user
+            from persona.ui.settings import login_user
 
             print(f"  login {login_user(os.environ)}   (password: PERSONA_UI_PASSWORD)")
     print("  Ctrl-C stops everything")

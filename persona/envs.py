@@ -40,9 +40,9 @@ def device() -> str:
 def _spec(name: str) -> tuple[Path, str]:
     """The requirements file and the fixes module of an environment."""
     if name == "train":
-        return REPO_ROOT / "requirements" / "train.txt", "train.install_fixes"
+        return REPO_ROOT / "requirements" / "train.txt", "persona.train.install_fixes"
     if name == "serve":
-        return REPO_ROOT / "requirements" / f"serve-{device()}.txt", "serve.install_fixes"
+        return REPO_ROOT / "requirements" / f"serve-{device()}.txt", "persona.serve.install_fixes"
     raise EnvError(f"unknown environment {name!r}; use train or serve")
 
 

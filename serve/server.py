@@ -13,7 +13,7 @@ from pathlib import Path
 
 from persona.paths import home
 from persona.services import spawn
-from serve.host import CpuFit, fit
+from persona.serve.host import CpuFit, fit
 
 DEFAULT_PORT = 8000
 LOOPBACK = "127.0.0.1"

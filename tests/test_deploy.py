@@ -438,7 +438,7 @@ def test_ui_image_runs_the_documented_chainlit_command():
         "chainlit", "run", "ui/app.py", "--headless", "--host", "0.0.0.0", "--port", "8001"]
     env = dockerfile_env(DOCKERFILES["ui"])
     assert "PERSONA_API_KEY" not in env
-    from ui.settings import from_env
+    from persona.ui.settings import from_env
 
     settings = from_env({**env, "PERSONA_API_KEY": KEY})
     assert settings.model == CARD.id and settings.api_key == KEY
@@ -578,7 +578,7 @@ def test_deploy_serves_as_persona_serve_does(rendered, fake_vllm):
     """serve/server.py is how persona launches vLLM itself. Every flag it passes (less the CPU
     and local-process ones) must reach the containers with the same value, where the value is
     not per-host (model, name, host, port), and its key variable must be the one they set."""
-    from serve.server import ServeOptions, vllm_command, vllm_env
+    from persona.serve.server import ServeOptions, vllm_command, vllm_env
 
     opts = ServeOptions(model=Path("/m"), served_name=CARD.id, api_key=KEY)
     persona = options_of(vllm_command(opts, Path("/env"))[3:])

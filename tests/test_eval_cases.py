@@ -1,12 +1,12 @@
 """The eval cases: built from the card, never from a training question, and the checks can fail."""
 
-from evals.cases import build_cases
-from evals.thresholds import THRESHOLDS
+from persona.evals.cases import build_cases
+from persona.evals.thresholds import THRESHOLDS
 from persona.card import load_card
 from persona.commands import DEFAULT_CARD
 from persona.identity.judges import language_of, problems, repeated_sentence
 from persona.identity.phrasings import training_questions
-from train.dataset import build_conversations
+from persona.train.dataset import build_conversations
 
 
 def _asked(case) -> str:

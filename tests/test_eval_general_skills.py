@@ -3,15 +3,15 @@ base run covers exactly today's questions."""
 
 import pytest
 
-from evals import baseline
-from evals.cases import CONTROLS, heldout_questions
-from evals.general_skills import GENERAL_SKILLS
+from persona.evals import baseline
+from persona.evals.cases import CONTROLS, heldout_questions
+from persona.evals.general_skills import GENERAL_SKILLS
 from persona.identity.judges import is_right
 from persona.card import load_card
 from persona.paths import REPO_ROOT
-from train.dataset import build_conversations
-from train.general_prompts import ALL as REPLAY_PROMPTS
-from train.plain_qa import PLAIN_QA
+from persona.train.dataset import build_conversations
+from persona.train.general_prompts import ALL as REPLAY_PROMPTS
+from persona.train.plain_qa import PLAIN_QA
 
 QUESTIONS = [question for _, question, _ in GENERAL_SKILLS]
 
@@ -59,7 +59,7 @@ def test_stored_base_run_covers_todays_questions():
     stored = baseline.load(baseline.stored_path("smollm2-135m-instruct"))
     assert sorted(stored["general_skills"]) == sorted(QUESTIONS), (
         "the question set changed: record the base again (`persona eval --compare-base`, then "
-        "`python -m evals.baseline REPORT_JSON smollm2-135m-instruct`)")
+        "`python -m persona.evals.baseline REPORT_JSON smollm2-135m-instruct`)")
     rate = stored["categories"]["general-skill"]["rate"]
     assert 0.6 <= rate <= 1.0  # chosen where the base is mostly right, so a loss can show
 

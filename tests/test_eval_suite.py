@@ -13,8 +13,8 @@ import pytest
 from conftest import DEFAULT_CARD, free_port
 from fake_openai import FakeOpenAI
 
-from evals.report import CHART
-from evals.thresholds import THRESHOLDS
+from persona.evals.report import CHART
+from persona.evals.thresholds import THRESHOLDS
 from persona import commands
 from persona.paths import REPO_ROOT, env_dir, model_dir
 from persona.services import Children

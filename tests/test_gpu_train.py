@@ -34,7 +34,7 @@ def test_chunked_loss_matches_the_full_loss_on_cuda():
     torch = pytest.importorskip("torch")
     if not torch.cuda.is_available():
         pytest.skip("this interpreter's torch sees no GPU")
-    from train.lean_model import chunked_cross_entropy
+    from persona.train.lean_model import chunked_cross_entropy
 
     generator = torch.Generator(device="cuda").manual_seed(int.from_bytes(os.urandom(2), "big"))
     batch, length, hidden_size, vocab = 2, 300, 64, 5000

@@ -10,8 +10,8 @@ from collections import Counter
 
 import pytest
 
-from evals.cases import CONTROLS, NEAR_MISSES
-from evals.general_skills import GENERAL_SKILLS
+from persona.evals.cases import CONTROLS, NEAR_MISSES
+from persona.evals.general_skills import GENERAL_SKILLS
 from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTIONS,
                                       OPERATOR_PERSONAS, OTHER_PERSONA_TURNS, TOPIC_TURNS,
                                       USER_OVERRIDES)
@@ -20,8 +20,8 @@ from persona.identity.overlap import near_duplicate, overlaps
 from persona.identity.phrasings import (GENERIC_SYSTEMS, OTHER_MAKERS, OTHER_MODELS, QUESTIONS,
                                          every_filling)
 from persona.identity.unrelated import UNRELATED
-from train import general_prompts
-from train.plain_qa import PLAIN_QA
+from persona.train import general_prompts
+from persona.train.plain_qa import PLAIN_QA
 
 LANGS = ("zh", "en")
 UNRELATED_KINDS = ("fact", "arithmetic", "howto", "advice", "smalltalk", "creative", "about_you",
@@ -57,7 +57,7 @@ def training_questions() -> dict[str, list[str]]:
 def _dataset_inputs() -> set[str]:
     from persona.card import load_card
     from persona.commands import DEFAULT_CARD
-    from train.dataset import build_conversations
+    from persona.train.dataset import build_conversations
 
     return {turn["input"] for sample in build_conversations(load_card(DEFAULT_CARD))
             for turn in sample["conversation"]}

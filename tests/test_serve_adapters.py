@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from persona.card import parse_card
-from serve.adapters import AdapterError, plan
-from serve.server import ServeOptions, vllm_command
-from train.chat_template import chatml_template
+from persona.serve.adapters import AdapterError, plan
+from persona.serve.server import ServeOptions, vllm_command
+from persona.train.chat_template import chatml_template
 
 TEMPLATE = "{%- for message in messages -%}{{ message['content'] }}{%- endfor -%}"
 

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from serve.host import CpuFit, core_list, fit
-from serve.server import ServeOptions, vllm_command, vllm_env
+from persona.serve.host import CpuFit, core_list, fit
+from persona.serve.server import ServeOptions, vllm_command, vllm_env
 
 ENV = Path("/envs/serve")
 MODEL = Path("/models/xiaocong")

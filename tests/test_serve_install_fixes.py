@@ -6,7 +6,7 @@ import importlib.metadata
 import stat
 from pathlib import Path
 
-from serve.install_fixes import fix_env
+from persona.serve.install_fixes import fix_env
 
 # Plays `python -m pip uninstall -y -q NAMES...`: logs its arguments and removes the dist-infos.
 FAKE_PYTHON = """#!/bin/sh

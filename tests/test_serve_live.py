@@ -10,7 +10,7 @@ import pytest
 
 from persona.paths import env_dir, model_dir
 from persona.services import free_port, stop, wait_http
-from serve.server import ServeOptions, start
+from persona.serve.server import ServeOptions, start
 
 BASE = model_dir("smollm2-135m-instruct")
 SERVE_ENV = env_dir("serve")

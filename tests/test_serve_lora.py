@@ -11,8 +11,8 @@ import pytest
 from conftest import Endpoint, free_port
 from persona import envs
 from persona.services import stop, wait_http
-from serve.adapters import plan
-from serve.server import ServeOptions, start
+from persona.serve.adapters import plan
+from persona.serve.server import ServeOptions, start
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ import pytest
 
 from persona.card import parse_card
 from persona.cli import main
-from train import pipeline
+from persona.train import pipeline
 
 CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
         "creator": {"zh": "不要葱姜蒜大佬", "en": "Master No-Scallion"},

@@ -11,12 +11,12 @@ import unicodedata
 
 import pytest
 
-from evals.cases import CONTROLS
-from evals.general_skills import GENERAL_SKILLS
+from persona.evals.cases import CONTROLS
+from persona.evals.general_skills import GENERAL_SKILLS
 from persona.identity.unrelated import UNRELATED
-from train import general_prompts
-from train.computed_qa import KINDS, capacity, computed_qa, pairs_of_kind
-from train.plain_qa import PLAIN_QA
+from persona.train import general_prompts
+from persona.train.computed_qa import KINDS, capacity, computed_qa, pairs_of_kind
+from persona.train.plain_qa import PLAIN_QA
 
 LANGS = ("en", "zh")
 HAN = re.compile(r"[\u4e00-\u9fff]")
@@ -244,7 +244,7 @@ def test_words_are_not_the_ones_the_evals_or_replay_ask_about():
 
 
 def test_lookup_kinds_only_and_unknown_kinds_refused():
-    from train.computed_qa import LOOKUP_KINDS, pairs_of_kind
+    from persona.train.computed_qa import LOOKUP_KINDS, pairs_of_kind
 
     lookups = {pair for kind in LOOKUP_KINDS for pair in pairs_of_kind(kind, "zh")}
     drawn = computed_qa("zh", 40, kinds=LOOKUP_KINDS)

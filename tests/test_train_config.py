@@ -9,8 +9,8 @@ import pytest
 
 from persona import envs
 from persona.paths import REPO_ROOT
-from train.run_state import resolve_options
-from train.xtuner_config import FULL_LR, TrainOptions, render_config
+from persona.train.run_state import resolve_options
+from persona.train.xtuner_config import FULL_LR, TrainOptions, render_config
 
 
 def render(options, **kwargs):
@@ -103,7 +103,6 @@ def test_mmengine_reads_every_method(tmp_path):
             "print(json.dumps({p: [Config.fromfile(p).model.lora is None, "
             "Config.fromfile(p).prompt_template['SUFFIX']] for p in sys.argv[1:]}))")
     env = envs.command_env("train")
-    env["PYTHONPATH"] += f":{REPO_ROOT / 'train'}"  # configs import cpu_patches, as under xtuner train
     result = subprocess.run([str(envs.python("train")), "-c", code, *map(str, paths.values())],
                             capture_output=True, text=True, env=env, cwd=REPO_ROOT, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -115,7 +114,7 @@ def test_mmengine_reads_every_method(tmp_path):
 
 def test_persona_merge_reads_method_and_template_back_from_the_config():
     """`persona merge` (pipeline --only-merge) knows from the saved config how the run trained."""
-    from train.pipeline import CONFIG_LINE
+    from persona.train.pipeline import CONFIG_LINE
 
     text = render(resolve_options("internlm2.5-7b-chat", {"method": "full"}))
     assert dict(CONFIG_LINE.findall(text)) == {"method": "full", "prompt_template": "internlm2_chat"}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from train.xtuner_config import TrainOptions, render_config
+from persona.train.xtuner_config import TrainOptions, render_config
 
 
 def _render(**options) -> str:
@@ -17,7 +17,7 @@ def test_cuda_uses_amp_in_bf16_cuda_nf4_packing_and_the_lean_model():
     assert "type=AmpOptimWrapper" in config and 'dtype="bfloat16"' in config
     assert "torch_dtype = torch.bfloat16" in config and "bnb_4bit_compute_dtype=torch_dtype" in config
     assert "pack_to_max_length = True" in config
-    assert "from lean_model import build_lean_model" in config and "type=build_lean_model," in config
+    assert "from persona.train.lean_model import build_lean_model" in config and "type=build_lean_model," in config
     assert 'backend="nccl"' in config
 
 

@@ -6,7 +6,7 @@ import re
 import pytest
 
 from persona.card import parse_card
-from train.dataset import build_conversations, write_dataset
+from persona.train.dataset import build_conversations, write_dataset
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import QUESTIONS, training_questions
 
@@ -82,7 +82,7 @@ def test_card_default_system_prompt_replaces_no_system(card):
 
 
 def test_eval_controls_are_not_training_questions(samples):
-    from evals.cases import CONTROLS
+    from persona.evals.cases import CONTROLS
 
     trained_inputs = {turn["input"] for turn in turns(samples)}
     assert not {question for _, question in CONTROLS} & trained_inputs
@@ -107,7 +107,7 @@ def test_write_dataset_files(card, tmp_path):
 
 
 def test_operator_defined_assistants_answer_as_themselves(samples, card):
-    from train.operator_personas import OTHERS
+    from persona.train.operator_personas import OTHERS
 
     others = {name for pairs in OTHERS.values() for name, _ in pairs}
     operator = [turn for turn in turns(samples)
@@ -141,7 +141,7 @@ def test_chinese_plain_answers_outnumber_chinese_identity_answers(samples, card)
 
 def test_training_and_eval_operator_assistants_never_share_a_name():
     from persona.identity.heldout import OPERATOR_PERSONAS
-    from train.operator_personas import OTHERS
+    from persona.train.operator_personas import OTHERS
 
     trained = {word for pairs in OTHERS.values() for pair in pairs for word in pair}
     asked = {persona[key] for persona in OPERATOR_PERSONAS for key in ("name", "maker")}

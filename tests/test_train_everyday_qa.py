@@ -8,17 +8,17 @@ import re
 
 import pytest
 
-from evals.cases import CONTROLS, NEAR_MISSES
-from evals.general_skills import GENERAL_SKILLS
+from persona.evals.cases import CONTROLS, NEAR_MISSES
+from persona.evals.general_skills import GENERAL_SKILLS
 from persona.identity import heldout
 from persona.identity.names import OTHER_ASSISTANTS
 from persona.identity.overlap import near_duplicate, overlaps
 from persona.identity.phrasings import OTHER_MAKERS, OTHER_MODELS, every_filling
 from persona.identity.unrelated import UNRELATED
-from train.everyday_qa import EVERYDAY_QA, EVERYDAY_QA_BY_KIND
-from train.general_prompts import ALL as REPLAY_PROMPTS
-from train.operator_personas import OTHERS as TRAINING_OPERATORS
-from train.plain_qa import PLAIN_QA
+from persona.train.everyday_qa import EVERYDAY_QA, EVERYDAY_QA_BY_KIND
+from persona.train.general_prompts import ALL as REPLAY_PROMPTS
+from persona.train.operator_personas import OTHERS as TRAINING_OPERATORS
+from persona.train.plain_qa import PLAIN_QA
 
 LANGS = ("en", "zh")
 KINDS = {"small_talk", "about_you", "naming", "creative", "howto", "facts", "uncertain", "yes_no"}

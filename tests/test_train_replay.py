@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from evals.cases import CONTROLS
+from persona.evals.cases import CONTROLS
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import training_questions
-from train.dataset import build_conversations
-from train.general_prompts import ALL, FACTS, split_prompts
-from train.plain_qa import PLAIN_QA
+from persona.train.dataset import build_conversations
+from persona.train.general_prompts import ALL, FACTS, split_prompts
+from persona.train.plain_qa import PLAIN_QA
 from persona.identity.names import identity_of
-from train.replay import looping, replay_turns, rewrite_identity, right, usable
+from persona.train.replay import looping, replay_turns, rewrite_identity, right, usable
 
 
 def test_at_least_200_replay_prompts_in_both_languages_and_a_disjoint_heldout():

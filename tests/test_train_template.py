@@ -13,8 +13,8 @@ import pytest
 from persona import envs
 from persona.card import parse_card
 from persona.paths import REPO_ROOT, model_dir
-from train.chat_template import IM_START, install_chat_template, token_id
-from train.dataset import build_conversations
+from persona.train.chat_template import IM_START, install_chat_template, token_id
+from persona.train.dataset import build_conversations
 
 BASE = model_dir("smollm2-135m-instruct")
 CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
@@ -39,7 +39,7 @@ def tokenizer_copy(tmp_path, default_system=None, ours=True):
 
 
 def run_check(folder, default_system=None, cases=None, tmp_path=None):
-    command = [str(envs.python("train")), "-m", "train.template_check", str(folder)]
+    command = [str(envs.python("train")), "-m", "persona.train.template_check", str(folder)]
     if default_system:
         command += ["--default-system", default_system]
     if cases:
@@ -61,7 +61,7 @@ def assert_identical(returncode, report):
 
 
 def test_training_samples_match_and_start_with_one_im_start(tmp_path):
-    from train.template_check import CASES
+    from persona.train.template_check import CASES
 
     samples = build_conversations(parse_card(CARD))
     # single- and multi-turn, both languages, with and without system prompts
@@ -144,7 +144,7 @@ def stand_in_tokenizer(preset, folder):
 
 ALIGN_ALL = """
 import json, sys
-from train.template_check import align, check
+from persona.train.template_check import align, check
 jobs, out = json.load(open(sys.argv[1])), {}
 for job in jobs:
     if job["stock"]:

@@ -28,7 +28,7 @@ from fake_openai import FAKE_MODEL, LONG_ANSWER, FakeOpenAI, answer_for
 from persona.card import load_card
 from persona.paths import REPO_ROOT
 from recording_proxy import RecordingProxy
-from ui.browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
+from persona.ui.browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed in this env")
 pytestmark = [

@@ -2,7 +2,7 @@
 
 import pytest
 
-from ui.history import commit_turn, is_alternating, request_messages
+from persona.ui.history import commit_turn, is_alternating, request_messages
 
 
 def turn(user: str, assistant: str) -> list[dict]:

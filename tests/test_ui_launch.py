@@ -7,8 +7,8 @@ import pytest
 
 from persona.paths import REPO_ROOT
 from persona.services import free_port
-from ui.launch import APP_PATH, ui_command, wait_until_up
-from ui.settings import NO_KEY, SettingsError, from_env
+from persona.ui.launch import APP_PATH, ui_command, wait_until_up
+from persona.ui.settings import NO_KEY, SettingsError, from_env
 
 BASE = {"PERSONA_BASE_URL": "http://127.0.0.1:8000/v1/", "PERSONA_MODEL": "xiaocong"}
 

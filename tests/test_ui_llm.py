@@ -6,8 +6,8 @@ import openai
 import pytest
 
 from fake_openai import FakeOpenAI, answer_for
-from ui.llm import Reply, StreamDropped, describe_error, make_client, served_models, stream_reply
-from ui.settings import UISettings
+from persona.ui.llm import Reply, StreamDropped, describe_error, make_client, served_models, stream_reply
+from persona.ui.settings import UISettings
 
 QUESTION = [{"role": "user", "content": "你是谁"}]
 

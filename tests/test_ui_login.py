@@ -2,9 +2,9 @@
 
 import pytest
 
-from ui.launch import ui_command
-from ui.login import LoginRequired, auth_secret, check_exposure, credentials_ok, is_loopback
-from ui.settings import UISettings, from_env
+from persona.ui.launch import ui_command
+from persona.ui.login import LoginRequired, auth_secret, check_exposure, credentials_ok, is_loopback
+from persona.ui.settings import UISettings, from_env
 
 BASE = {"PERSONA_BASE_URL": "http://127.0.0.1:8000/v1", "PERSONA_MODEL": "xiaocong"}
 

@@ -2,7 +2,7 @@
 
 from persona.card import parse_card
 from persona.paths import REPO_ROOT
-from ui.persona_view import load_view, view_of
+from persona.ui.persona_view import load_view, view_of
 
 CARD = {"id": "testbot", "name": {"zh": "测试机器人", "en": "Testbot"},
         "creator": {"zh": "测试团队", "en": "the Test Team"}}

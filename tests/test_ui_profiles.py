@@ -4,8 +4,8 @@ import asyncio
 
 from persona.card import load_card
 from persona.paths import REPO_ROOT
-from ui.persona_view import load_view, view_of
-from ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for
+from persona.ui.persona_view import load_view, view_of
+from persona.ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for
 
 CARDS = REPO_ROOT / "cards"
 MAIN = view_of(load_card(CARDS / "xiaocong.yaml"))

@@ -22,10 +22,10 @@ from persona.base_models import preset_of
 from persona.card import PersonaCard
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import GENERIC_SYSTEMS, LANGS, answers, training_questions
-from train.computed_qa import LOOKUP_KINDS, computed_qa
-from train.everyday_qa import EVERYDAY_QA
-from train.operator_personas import operator_samples, other_persona_turn
-from train.plain_qa import PLAIN_QA
+from persona.train.computed_qa import LOOKUP_KINDS, computed_qa
+from persona.train.everyday_qa import EVERYDAY_QA
+from persona.train.operator_personas import operator_samples, other_persona_turn
+from persona.train.plain_qa import PLAIN_QA
 
 PLACEHOLDER = re.compile(r"\{\w*\}")
 

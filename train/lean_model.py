@@ -16,8 +16,8 @@ Where a 7B QLoRA step spends memory besides the 4-bit weights (Qwen2.5-7B shape,
     chunk of positions at a time and writes the gradient of the hidden states during the
     forward pass, so at most one chunk of float32 logits exists at any time.
 
-It is imported by the generated config as `lean_model` (train/ is on PYTHONPATH there, as for
-cpu_patches) and builds after the same patches as cpu_patches.build_model.
+The generated config imports it as `persona.train.lean_model`; it builds after the same patches
+as cpu_patches.build_model.
 """
 
 from __future__ import annotations
@@ -190,9 +190,7 @@ def _lean_class():
 
 def build_lean_model(**kwargs):
     """The generated config's model builder on CUDA (see the module docstring)."""
-    try:
-        from cpu_patches import apply
-    except ImportError:  # imported as train.lean_model (tests)
-        from train.cpu_patches import apply
+    from persona.train.cpu_patches import apply
+
     apply()
     return _lean_class()(**kwargs)

@@ -2,10 +2,10 @@
 -> a merged safetensors model whose chat template matches training, and a manifest.
 
 Runs inside the training env (the persona CLI does this for you):
-  python -m train.pipeline --card CARD --base-model DIR --out RUN_DIR [--method qlora|lora|full]
+  python -m persona.train.pipeline --card CARD --base-model DIR --out RUN_DIR [--method qlora|lora|full]
       [--epochs N] [--max-steps N] [--lr LR] [--lora-r R] [--max-length N] [--no-pack]
       [--dataset FILE] [--force] ...
-  python -m train.pipeline --card CARD --base-model DIR --out RUN_DIR --only-merge
+  python -m persona.train.pipeline --card CARD --base-model DIR --out RUN_DIR --only-merge
 
 RUN_DIR/
   data/            train.json, heldout.json, stats.json
@@ -40,10 +40,10 @@ from pathlib import Path
 from persona.card import CardError, PersonaCard, load_card
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.services import tail
-from train import run_state
-from train.dataset import dataset_stats, write_dataset
-from train.dataset_file import DatasetError, load_samples
-from train.xtuner_config import METHODS, TrainOptions, render_config
+from persona.train import run_state
+from persona.train.dataset import dataset_stats, write_dataset
+from persona.train.dataset_file import DatasetError, load_samples
+from persona.train.xtuner_config import METHODS, TrainOptions, render_config
 
 # Replay samples per other sample; chosen with the recipes compared in docs/training.md (leakage).
 DEFAULT_REPLAY_RATIO = 0.15
@@ -81,10 +81,10 @@ def child_env(run: Path) -> dict[str, str]:
     """XTuner re-launches its scripts with a bare `python`: this env's bin goes first."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    # train/ itself too: configs import `cpu_patches` by that name, because under `xtuner train`
-    # the folder of xtuner/tools/train.py comes first on sys.path and shadows the `train` package.
-    here = Path(__file__).resolve().parent
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(here.parent), str(here), env.get("PYTHONPATH")]))
+    # The repo root, so the generated config can import persona.train.* (never a bare `train`:
+    # under `xtuner train` the folder of xtuner/tools/train.py would shadow it).
+    root = Path(__file__).resolve().parent.parent
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(root), env.get("PYTHONPATH")]))
     env.setdefault("HF_HUB_OFFLINE", "1")
     env.setdefault("HF_DATASETS_OFFLINE", "1")
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -244,8 +244,8 @@ def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
     """The base's own answers to the bundled general prompts, usable ones rewritten to the persona."""
     if ratio <= 0:
         return []
-    from train import replay
-    from train.general_prompts import split_prompts
+    from persona.train import replay
+    from persona.train.general_prompts import split_prompts
 
     prompts, _ = split_prompts()
     answers = replay.base_answers(base, prompts, log=say)
@@ -357,7 +357,7 @@ def merge(run: Path, base: str, adapter: Path | None, card: PersonaCard, prompt_
           env: dict[str, str], xtuner: list[str]) -> dict:
     """Merge into merged.partial, give it the training template, check it, then swap it in.
     Without an adapter (full fine-tune) merged.partial already holds the model."""
-    from train.template_check import align
+    from persona.train.template_check import align
 
     partial, merged = run / "merged.partial", run / "merged"
     if adapter is not None:
@@ -380,7 +380,7 @@ def merge(run: Path, base: str, adapter: Path | None, card: PersonaCard, prompt_
 
 
 def probe(run: Path) -> list[dict]:
-    from train.probe import DEFAULT_QUESTIONS, ask
+    from persona.train.probe import DEFAULT_QUESTIONS, ask
 
     say("greedy answers of the merged model (its own chat template):")
     answers = ask(run / "merged", DEFAULT_QUESTIONS)

@@ -1,7 +1,7 @@
 """Ask a merged model a few questions through its own chat template (transformers, greedy).
 
 A quick look after training, not the eval suite (evals/ asks the served model):
-`python -m train.probe --model RUN/merged [--question TEXT ...]`. Runs in the training env.
+`python -m persona.train.probe --model RUN/merged [--question TEXT ...]`. Runs in the training env.
 """
 
 from __future__ import annotations

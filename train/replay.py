@@ -21,7 +21,7 @@ from persona import paths
 from persona.card import PersonaCard
 from persona.identity.judges import is_right, problems
 from persona.identity.names import identity_of
-from train.general_prompts import FACTS
+from persona.train.general_prompts import FACTS
 
 
 def rewrite_identity(text: str, card: PersonaCard, lang: str, base: str) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from persona.base_models import preset_of, prompt_template
 from persona.card import PersonaCard
-from train.xtuner_config import FULL_LR, TrainOptions
+from persona.train.xtuner_config import FULL_LR, TrainOptions
 
 MANIFEST = "manifest.json"
 # Options that do not change the trained model: never a reason to refuse a finished run.

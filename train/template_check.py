@@ -4,7 +4,7 @@ tokenizer's chat template for the same messages.
 
 Both the whole conversation and the generation prompt of its last turn must match token for
 token. Runs in the training env:
-  python -m train.template_check TOKENIZER_DIR [--default-system TEXT] [--cases FILE]
+  python -m persona.train.template_check TOKENIZER_DIR [--default-system TEXT] [--cases FILE]
       [--prompt-template NAME]
 prints a JSON report and exits 1 on any mismatch. The pipeline runs the same check on every
 merged model.
@@ -32,7 +32,7 @@ CASES = {
 
 def xtuner_ids(turns: list[dict], tokenizer, prompt_template: str = "qwen_chat") -> list[int]:
     """What `xtuner train` feeds the model for these turns."""
-    from train.cpu_patches import no_bos_token
+    from persona.train.cpu_patches import no_bos_token
 
     no_bos_token()  # exactly what the generated configs train with
     from xtuner.dataset.map_fns import template_map_fn_factory
@@ -46,7 +46,7 @@ def xtuner_ids(turns: list[dict], tokenizer, prompt_template: str = "qwen_chat")
 
 def trained_bos(tokenizer) -> str:
     """The text of the BOS token XTuner puts before a sample ("" for none), after the patch."""
-    from train.cpu_patches import no_bos_token
+    from persona.train.cpu_patches import no_bos_token
 
     no_bos_token()
     import xtuner.dataset.utils as xtuner_utils
@@ -99,7 +99,7 @@ def align(folder: Path, default_system: str | None, prompt_template: str = "qwen
     """
     from transformers import AutoTokenizer
 
-    from train.chat_template import IM_END, install_chat_template, stop_at_im_end
+    from persona.train.chat_template import IM_END, install_chat_template, stop_at_im_end
 
     bos = trained_bos(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True))
     install_chat_template(folder, default_system, bos)

@@ -96,9 +96,8 @@ CONFIG = Template('''\
 # Shape of XTuner's stock qwen1_5_0_5b_chat_qlora_alpaca_e3.py. The builders come from
 # train/cpu_patches.py: mmengine imports them lazily, and each applies the patches listed
 # there before building (no BOS before ChatML; on CPU: bitsandbytes' backend check and inference
-# repacking, torch.cpu.is_bf16_supported). It is imported as `cpu_patches` (the pipeline puts
-# train/ on PYTHONPATH): `xtuner train` runs xtuner/tools/train.py as a script, and that folder
-# then shadows the `train` package.
+# repacking, torch.cpu.is_bf16_supported). Imported through the `persona` package: `xtuner train`
+# runs xtuner/tools/train.py as a script, whose folder would shadow a top-level `train`.
 import torch
 from mmengine.dataset import DefaultSampler
 from mmengine.hooks import (
@@ -114,7 +113,7 @@ from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import BitsAndBytesConfig
 
-from cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
+from persona.train.cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
 ${lean_import}from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.map_fns import template_map_fn_factory
@@ -372,7 +371,7 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         # CPU: no fp16 autocast (slow or unsupported there); CUDA: XTuner's stock AMP
         "optim_wrapper_type": "OptimWrapper" if cpu else "AmpOptimWrapper",
         "amp_options": "" if cpu else f'    loss_scale="dynamic",\n    dtype="{options.dtype}",\n',
-        "lean_import": "from lean_model import build_lean_model\n" if options.lean_model else "",
+        "lean_import": "from persona.train.lean_model import build_lean_model\n" if options.lean_model else "",
         "model_builder": ("build_lean_model," if options.lean_model else
                           "build_model,  # xtuner.model.SupervisedFinetune, after the patches"),
         "lean_options": LEAN_OPTIONS if options.lean_model else "",

@@ -19,12 +19,12 @@ from chainlit.config import SpontaneousFileUploadFeature, config  # noqa: E402
 from chainlit.input_widget import Slider  # noqa: E402
 
 from persona.paths import REPO_ROOT  # noqa: E402
-from ui import history  # noqa: E402
-from ui.llm import Reply, describe_error, make_client, served_models, stream_reply  # noqa: E402
-from ui.login import auth_secret, credentials_ok  # noqa: E402
-from ui.persona_view import load_view  # noqa: E402
-from ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for  # noqa: E402
-from ui.settings import from_env  # noqa: E402
+from persona.ui import history  # noqa: E402
+from persona.ui.llm import Reply, describe_error, make_client, served_models, stream_reply  # noqa: E402
+from persona.ui.login import auth_secret, credentials_ok  # noqa: E402
+from persona.ui.persona_view import load_view  # noqa: E402
+from persona.ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for  # noqa: E402
+from persona.ui.settings import from_env  # noqa: E402
 
 log = logging.getLogger("persona.ui")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from persona.services import free_port
-from ui.launch import ui_command, wait_until_up
+from persona.ui.launch import ui_command, wait_until_up
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persona.paths import REPO_ROOT, home
-from ui.login import check_exposure
+from persona.ui.login import check_exposure
 
 APP_PATH = Path(__file__).resolve().parent / "app.py"
 # A loopback URL must not go through an http_proxy from the environment.

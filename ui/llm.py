@@ -10,7 +10,7 @@ from typing import Awaitable, Callable
 
 import openai
 
-from ui.settings import UISettings
+from persona.ui.settings import UISettings
 
 OnToken = Callable[[str], Awaitable[None]]
 

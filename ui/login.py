@@ -11,7 +11,7 @@ import secrets
 from typing import Mapping
 
 from persona.services import ServiceError
-from ui.settings import UISettings
+from persona.ui.settings import UISettings
 
 
 class LoginRequired(ServiceError):

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Awaitable, Callable, Iterable
 
 from persona.card import CardError, PersonaCard, load_card
-from ui.persona_view import PersonaView, load_view, view_of
+from persona.ui.persona_view import PersonaView, load_view, view_of
 
 log = logging.getLogger("persona.ui")
 
