@@ -71,8 +71,13 @@ def prompt_template(base: str) -> str:
     return preset.prompt_template if preset else DEFAULT_TEMPLATE
 
 
-def _looks_like_path(base: str) -> bool:
+def looks_like_path(base: str) -> bool:
     return base.startswith((".", "/", "~")) or base.count("/") > 1
+
+
+def is_hub_id(base: str) -> bool:
+    """`org/name`: the one test of a hub id (a local folder that exists is checked first)."""
+    return base.count("/") == 1 and not looks_like_path(base)
 
 
 def resolve(base: str) -> Path | str:
@@ -96,10 +101,10 @@ def resolve(base: str) -> Path | str:
             raise BaseModelError(f"base {base!r}: the folder has no config.json; "
                                  "point it at a Hugging Face model folder")
         return folder.resolve()
-    if _looks_like_path(base):
+    if looks_like_path(base):
         raise BaseModelError(f"base {base!r}: no such model folder; download the model there, "
                              f"or use a preset ({known})")
-    if base.count("/") == 1:
+    if is_hub_id(base):
         if os.environ.get("HF_HUB_OFFLINE") == "1":
             raise BaseModelError(f"base {base!r}: a hub id, but HF_HUB_OFFLINE=1; "
                                  "download it to a folder and set base to that folder")

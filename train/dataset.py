@@ -18,7 +18,7 @@ import re
 from collections import Counter
 from pathlib import Path
 
-from persona.base_models import preset_of
+from persona.base_models import is_hub_id, preset_of
 from persona.card import PersonaCard
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import GENERIC_SYSTEMS, LANGS, answers, training_questions
@@ -35,7 +35,7 @@ def base_display_name(base: str) -> str | None:
     preset = preset_of(base)
     if preset:
         return preset.display_name
-    if base.count("/") == 1 and not base.startswith((".", "/", "~")):
+    if is_hub_id(base):
         return base.split("/")[1]  # a hub id: its model name
     return None  # a local folder: its name says nothing useful
 
