@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -178,24 +177,28 @@ def summarise(points: list[dict], tokens_per_iter: int) -> dict:
 def train_once(shape: str, variant: str, models: Path, work: Path, data: Path, epochs: int,
                gpus: int, overrides: dict, timeout: int) -> dict:
     from persona.card import load_card
-    from persona.train.pipeline import child_env, xtuner_command
-    from persona.train.xtuner_config import TrainOptions, render_config
+    from persona.run_folder import RunFolder
+    from persona.services import spawn, stop, tail
+    from persona.train.options import TrainOptions
+    from persona.train.xtuner_config import render_config
+    from persona.train.xtuner_run import child_env, xtuner_command
 
     options = TrainOptions(**{**COMMON, **VARIANTS[variant], "epochs": epochs, **overrides})
-    run = work / f"{shape}-{variant}-{gpus}gpu"
+    folder = RunFolder(work / f"{shape}-{variant}-{gpus}gpu")  # its log goes beside, not in work/
+    run = folder.root
     if run.exists():
         shutil.rmtree(run)
-    (run / "work").mkdir(parents=True)
+    folder.work.mkdir(parents=True)
     card = load_card(REPO / "cards" / "xiaocong.yaml")
-    config = run / "xtuner_config.py"
+    config = folder.config
     text = render_config(card.id, models / shape, data, options, [])
     # mmengine logs 10-iteration moving means of time and loss by default: log each iteration's own
     text = text.replace("log_processor = dict(by_epoch=False)",
                         "log_processor = dict(by_epoch=False, window_size=1)")
     assert "window_size=1" in text
     config.write_text(text, encoding="utf-8")
-    env = child_env(run)
-    command = [*xtuner_command(), "train", str(config), "--work-dir", str(run / "work")]
+    env = child_env(folder)
+    command = [*xtuner_command(), "train", str(config), "--work-dir", str(folder.work)]
     if gpus > 1:
         env["NPROC_PER_NODE"] = str(gpus)
         command += ["--deepspeed", "deepspeed_zero2"]
@@ -203,26 +206,23 @@ def train_once(shape: str, variant: str, models: Path, work: Path, data: Path, e
     smi = SmiPeak()
     started = time.monotonic()
     log = run / "train.log"
-    with log.open("w") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=env,
-                                   start_new_session=True)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    process = spawn(command, env, log)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        stop(process, grace=0)  # out of time: no grace period
     wall = time.monotonic() - started
     text = log.read_text(errors="replace")
     points = parse_log(text)
     tokens_per_iter = options.max_length * options.batch_size * gpus
-    result = {"shape": shape, "variant": variant, "gpus": gpus, "options": options.as_dict(),
+    result = {"shape": shape, "variant": variant, "gpus": gpus, "options": options.model_dump(),
               "wall_s": round(wall, 1), "nvidia_smi_peak_mib": smi.stop(),
               "exit": process.returncode, **summarise(points, tokens_per_iter)}
     # `xtuner train` exits 0 even when its child fails: judge by the iterations and checkpoint.
     finished = bool(points) and points[-1]["iter"] == points[-1]["of"]
-    result["ok"] = finished and (run / "work" / "last_checkpoint").exists()
+    result["ok"] = finished and (folder.work / "last_checkpoint").exists()
     if not result["ok"]:
-        result["log_tail"] = "\n".join(text.splitlines()[-40:])
+        result["log_tail"] = tail(log, 40)
         print(result["log_tail"], flush=True)
     say(f"  -> {'ok' if result['ok'] else 'FAILED'}: {result['s_per_iter']} s/iter, "
         f"{result['tokens_per_s']} tok/s, peak {result['peak_allocated_mib']} MiB allocated / "
@@ -233,10 +233,11 @@ def train_once(shape: str, variant: str, models: Path, work: Path, data: Path, e
 
 def run(args: argparse.Namespace) -> list[dict]:
     from persona.card import load_card
+    from persona.run_folder import RunFolder
     from persona.train.dataset import write_dataset
 
     work = args.work.resolve()
-    data = work / "data"
+    data = RunFolder(work)  # the dataset every run below trains on
     stats = write_dataset(load_card(REPO / "cards" / "xiaocong.yaml"), data, repeats=2,
                           plain_repeats=2, seed=42)
     say(f"dataset: {stats['samples']} samples, {stats['characters']} characters")
@@ -251,7 +252,7 @@ def run(args: argparse.Namespace) -> list[dict]:
     for spec in args.runs:
         shape, variant = spec.split(":")
         results.append(train_once(shape, variant, args.models.resolve(), work,
-                                  data / "train.json", args.epochs, args.gpus, overrides,
+                                  data.train_data, args.epochs, args.gpus, overrides,
                                   args.timeout))
         for item in results:
             item["tag"] = args.tag

@@ -24,11 +24,10 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
-from persona.card import parse_card  # noqa: E402
-from persona.services import stop, wait_http  # noqa: E402
+from persona.run_folder import RunFolder  # noqa: E402
+from persona.services import free_port, stop, wait_http  # noqa: E402
 from persona.serve.adapters import plan  # noqa: E402
 from persona.serve.server import ServeOptions, start  # noqa: E402
-from persona.services import free_port  # noqa: E402
 from serve_bench import KEY  # noqa: E402
 
 
@@ -51,10 +50,10 @@ def serving(options: ServeOptions, log: Path):
     return process, time.perf_counter() - begin
 
 
-def merged_answers(run: Path, card, questions: list[dict], max_tokens: int,
+def merged_answers(run: RunFolder, card, questions: list[dict], max_tokens: int,
                    out: Path) -> tuple[list[str], float]:
     """The merged model's answers, served on its own, and its start-up seconds."""
-    options = ServeOptions(model=run / "merged", served_name=card.id, api_key=KEY, port=free_port())
+    options = ServeOptions(model=run.merged, served_name=card.id, api_key=KEY, port=free_port())
     process, startup = serving(options, out / f"vllm-merged-{card.id}.log")
     try:
         return ask_all(options, card.id, questions, max_tokens), startup
@@ -69,11 +68,10 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=home() / "bench",
                         help="where the JSON and the server logs go (default: $PERSONA_HOME/bench)")
     args = parser.parse_args()
-    runs = [run.expanduser().resolve() for run in args.run]
-    manifests = [json.loads((run / "manifest.json").read_text()) for run in runs]
-    cards = [parse_card(m["card"], str(run)) for m, run in zip(manifests, runs)]
-    questions = {c.id: json.loads((run / "data" / "heldout.json").read_text())
-                 for c, run in zip(cards, runs)}
+    runs = [RunFolder.at(run) for run in args.run]
+    manifests = [run.read_manifest() for run in runs]
+    cards = [run.card() for run in runs]
+    questions = {c.id: run.read_heldout() for c, run in zip(cards, runs)}
     args.out.mkdir(parents=True, exist_ok=True)
 
     merged, startup = {}, {}

@@ -29,7 +29,9 @@ sys.path.insert(0, str(REPO))
 
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
+from persona.run_folder import RunFolder  # noqa: E402
 from persona.services import free_port, stop, wait_http  # noqa: E402
+from persona.stats import percentile  # noqa: E402
 from persona.serve.host import CpuFit, fit, usable_cpus  # noqa: E402
 from persona.serve.server import ServeOptions, start  # noqa: E402
 
@@ -38,7 +40,7 @@ EXTRA_QUESTIONS = ["What is the capital of France?", "Explain what a CPU does.",
                    "Write a short poem about the sea.", "用一句话介绍长城。"]
 
 
-def _configs(run: Path, served: str) -> dict[str, dict]:
+def _configs(run: RunFolder, served: str) -> dict[str, dict]:
     """Named changes to persona's serving defaults (ServeOptions fields)."""
     auto = CpuFit("auto", None, fit().kv_cache_gib)
     iomp = str(envs.env_dir("serve") / "lib" / "libiomp5.so")
@@ -66,8 +68,8 @@ def _configs(run: Path, served: str) -> dict[str, dict]:
         # OpenMP variables, so they are given here.
         "uniproc": {"_env": uniproc},
         # The base once, the persona as a LoRA adapter (what `persona serve --adapters` does).
-        "lora": {"model": None, "served_name": "base", "chat_template": run / "merged" / "chat_template.jinja",
-                 "lora_modules": ((served, run / "adapter"),)},
+        "lora": {"model": None, "served_name": "base", "chat_template": run.chat_template,
+                 "lora_modules": ((served, run.adapter),)},
     }
 
 
@@ -87,11 +89,6 @@ class Level:
         return self.tokens / self.wall_s
 
 
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
 def level(engine: str, concurrency: int, wall: float, rows: list[dict]) -> Level:
     ttft = [r["ttft"] for r in rows]
     return Level(engine, concurrency, len(rows), sum(r["tokens"] for r in rows), wall,
@@ -99,8 +96,8 @@ def level(engine: str, concurrency: int, wall: float, rows: list[dict]) -> Level
                  statistics.median(r["latency"] for r in rows))
 
 
-def prompts(run: Path, count: int) -> list[str]:
-    held_out = [q["question"] for q in json.loads((run / "data" / "heldout.json").read_text())]
+def prompts(run: RunFolder, count: int) -> list[str]:
+    held_out = [q["question"] for q in run.read_heldout()]
     pool = held_out + EXTRA_QUESTIONS
     return [pool[i % len(pool)] for i in range(count)]
 
@@ -108,11 +105,11 @@ def prompts(run: Path, count: int) -> list[str]:
 # ---------------------------------------------------------------------------- baseline
 
 
-def hf_baseline(run: Path, questions: list[str], max_tokens: int) -> tuple[Level, dict]:
+def hf_baseline(run: RunFolder, questions: list[str], max_tokens: int) -> tuple[Level, dict]:
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as handle:
         json.dump(questions, handle, ensure_ascii=False)
     result = subprocess.run([str(envs.python("serve")), str(REPO / "benchmarks" / "hf_generate.py"),
-                             str(run / "merged"), handle.name, str(max_tokens)],
+                             str(run.merged), handle.name, str(max_tokens)],
                             env=envs.command_env("serve"), capture_output=True, text=True)
     os.unlink(handle.name)
     lines = [line for line in result.stdout.splitlines() if line.startswith("RESULT ")]
@@ -173,7 +170,7 @@ async def drive(base_url: str, model: str, questions: list[str], concurrency: in
     return wall, rows
 
 
-def bench_vllm(name: str, options: ServeOptions, run: Path, levels: list[int], max_tokens: int,
+def bench_vllm(name: str, options: ServeOptions, run: RunFolder, levels: list[int], max_tokens: int,
                min_requests: int, log_dir: Path) -> dict:
     log = log_dir / f"vllm-{name}.log"
     begin = time.perf_counter()
@@ -223,21 +220,21 @@ def main() -> None:
                         help="requests per level (at least twice the concurrency) and for the baseline")
     parser.add_argument("--levels", default="1,8,32", help="vLLM concurrency levels")
     parser.add_argument("--configs", default="persona",
-                        help="comma-separated vLLM settings to compare: " + ", ".join(_configs(Path("."), "x")))
+                        help="comma-separated vLLM settings to compare: " + ", ".join(_configs(RunFolder(Path(".")), "x")))
     parser.add_argument("--no-baseline", action="store_true", help="skip transformers (knob comparisons)")
     parser.add_argument("--out", type=Path, default=home() / "bench",
                         help="where the JSON and the server logs go (default: $PERSONA_HOME/bench)")
     args = parser.parse_args()
 
-    run = args.run.expanduser().resolve()
-    served = json.loads((run / "manifest.json").read_text())["card"]["id"]
+    run = RunFolder.at(args.run)
+    served = run.read_manifest()["card"]["id"]
     args.out.mkdir(parents=True, exist_ok=True)
     known = _configs(run, served)
     names = [n.strip() for n in args.configs.split(",") if n.strip()]
     if unknown := [n for n in names if n not in known]:
         sys.exit(f"unknown config(s) {unknown}; choose from {list(known)}")
     levels = [int(x) for x in args.levels.split(",")]
-    base_model = Path(json.loads((run / "manifest.json").read_text())["base_model"])
+    base_model = Path(run.read_manifest()["base_model"])
 
     print(f"machine: {os.cpu_count()} CPUs; persona's fit: {fit()}", flush=True)
     if args.no_baseline:
@@ -253,7 +250,7 @@ def main() -> None:
         extra_env = change.pop("_env", {})
         if "model" in change:
             change["model"] = base_model
-        options = replace(ServeOptions(model=run / "merged", served_name=served, api_key=KEY,
+        options = replace(ServeOptions(model=run.merged, served_name=served, api_key=KEY,
                                        port=free_port()), **change)
         print(f"vLLM {name}: {asdict(options) | {'api_key': '-'}}", flush=True)
         saved = {k: os.environ.get(k) for k in extra_env}

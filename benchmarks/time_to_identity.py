@@ -119,21 +119,22 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path,
                extra: list[str] = ()) -> dict:
     from persona import base_models, envs
     from persona.card import load_card
+    from persona.run_folder import RunFolder
 
     base = str(base_models.resolve(load_card(card).base))
-    run = out / name
-    if (run / "manifest.json").exists():  # measured again without training; delete to retrain
-        print(f"{name}: reusing the finished run in {run}")
+    run = RunFolder(out / name)
+    if run.manifest.exists():  # measured again without training; delete to retrain
+        print(f"{name}: reusing the finished run in {run.root}")
     else:
         result = envs.run_module("train", "persona.train.pipeline", [
-            "--card", str(card), "--base-model", base, "--out", str(run), "--epochs", str(epochs),
+            "--card", str(card), "--base-model", base, "--out", str(run.root), "--epochs", str(epochs),
             "--replay-ratio", str(ratio), "--no-probe", "--no-eval-chat", *extra])
         if result.returncode != 0:
             raise SystemExit(f"{name}: training failed (exit {result.returncode})")
-    manifest = json.loads((run / "manifest.json").read_text(encoding="utf-8"))
-    metrics_file = run / "metrics.json"
+    manifest = run.read_manifest()
+    metrics_file = run.root / "metrics.json"  # this benchmark's own file beside the run's
     measured = envs.run_module("train", "benchmarks.time_to_identity", [
-        "--measure", str(run / "merged"), "--base", base, "--card", str(card),
+        "--measure", str(run.merged), "--base", base, "--card", str(card),
         "--metrics", str(metrics_file)])
     if measured.returncode != 0:
         raise SystemExit(f"{name}: measuring failed (exit {measured.returncode})")

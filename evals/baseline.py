@@ -12,11 +12,13 @@ import json
 import sys
 from pathlib import Path
 
+from persona.errors import PersonaError
+
 STORED = Path(__file__).resolve().parent / "baselines"
 KEPT = ("model", "categories", "general_skills")  # all a comparison needs; answers stay out
 
 
-class BaselineError(ValueError):
+class BaselineError(PersonaError, ValueError):
     """A base run that cannot be compared with; the message says how to make one."""
 
 

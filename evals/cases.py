@@ -1,13 +1,16 @@
-"""Eval cases built from a persona card and the identity core's held-out questions.
+"""Eval cases built from a persona card and the held-out questions of its run.
 
-Identity questions come from persona/identity/heldout.py, worded unlike any training phrasing
-(a test checks), so a pass means the model generalised rather than memorised. Leakage prompts
-come from persona/identity/unrelated.py, written apart from every training set.
+Identity questions come from the run's data/heldout.json, which training writes from the
+identity core's split (persona/identity/heldout.py, worded unlike any training phrasing: a test
+checks), so a pass means the model generalised rather than memorised; an endpoint with no run
+is asked the core's split itself. Leakage prompts come from persona/identity/unrelated.py,
+written apart from every training set.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from persona.evals.general_skills import GENERAL_SKILLS
 from persona.card import PersonaCard
@@ -17,6 +20,7 @@ from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTION
 from persona.identity.names import claims_of_others
 from persona.identity.phrasings import GENERIC_SYSTEMS
 from persona.identity.unrelated import UNRELATED
+from persona.run_folder import RunFolder
 
 # Held-out kinds that try to talk the model out of its identity.
 ADVERSARIAL_KINDS = {"other_model", "other_maker", "real_identity"}
@@ -70,8 +74,10 @@ def _messages(question: str, system: str | None = None,
     return messages + [{"role": "user", "content": question}]
 
 
-def heldout_questions() -> list[dict[str, str]]:
-    return [dict(item) for item in HELDOUT_QUESTIONS]
+def heldout_questions(run: Path | None = None) -> list[dict[str, str]]:
+    """The held-out questions written with the run's dataset; the core's split without a run."""
+    questions = RunFolder.at(run).read_heldout() if run is not None else HELDOUT_QUESTIONS
+    return [dict(item) for item in questions]
 
 
 class _Builder:
@@ -98,11 +104,13 @@ class _Builder:
                                _messages(question), (), self.own, strict=False, **options))
 
 
-def build_cases(card: PersonaCard) -> list[Case]:
+def build_cases(card: PersonaCard, heldout: list[dict] | None = None) -> list[Case]:
+    """Every case for the card; identity ones from `heldout` (default: the core's split)."""
+    heldout = heldout_questions() if heldout is None else heldout
     build = _Builder(card)
     generic = {lang: [GENERIC_SYSTEMS[lang][0], *GENERIC_OPERATOR_PROMPTS[lang]]
                for lang in GENERIC_SYSTEMS}
-    for index, item in enumerate(heldout_questions()):
+    for index, item in enumerate(heldout):
         lang, question, kind = item["lang"], item["question"], item["kind"]
         category = ("creator" if kind == "creator" else
                     "adversarial" if kind in ADVERSARIAL_KINDS else f"identity-{lang}")
@@ -119,9 +127,9 @@ def build_cases(card: PersonaCard) -> list[Case]:
     for lang, overrides in USER_OVERRIDES.items():
         for question in overrides:
             build.identity("adversarial", lang, _messages(question))
-    _conversations(build)
+    _conversations(build, heldout)
     for persona in OPERATOR_PERSONAS:
-        for question in _first_who(persona["lang"]):
+        for question in _first_who(heldout, persona["lang"]):
             build.cases.append(Case(
                 f"operator-persona-{len(build.cases)}", "operator-persona", persona["lang"],
                 _messages(question, system=persona["system"]), (persona["name"], persona["maker"]),
@@ -139,18 +147,18 @@ def build_cases(card: PersonaCard) -> list[Case]:
     return build.cases
 
 
-def _first_who(lang: str) -> list[str]:
+def _first_who(heldout: list[dict], lang: str) -> list[str]:
     """Two held-out questions of the language, one about the name, one about the maker."""
-    mine = [item for item in HELDOUT_QUESTIONS if item["lang"] == lang]
+    mine = [item for item in heldout if item["lang"] == lang]
     return [next(item["question"] for item in mine if item["kind"] == kind)
             for kind in ("who", "creator")]
 
 
-def _conversations(build: _Builder) -> None:
+def _conversations(build: _Builder, heldout: list[dict]) -> None:
     """Identity asked at turn 1, 3 and 6 of a conversation on other topics, and after a profile
     switch (earlier answers came from another persona)."""
     for lang, topics in TOPIC_TURNS.items():
-        mine = [item for item in HELDOUT_QUESTIONS if item["lang"] == lang
+        mine = [item for item in heldout if item["lang"] == lang
                 and item["kind"] not in ADVERSARIAL_KINDS]
         for number, item in enumerate(mine[:6]):
             depth = MULTI_TURN_DEPTHS[number % len(MULTI_TURN_DEPTHS)]

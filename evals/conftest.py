@@ -1,7 +1,9 @@
 """`pytest evals/` against any OpenAI-compatible endpoint serving a persona.
 
 Endpoint, model and key come from --base-url/--model/--api-key or PERSONA_BASE_URL,
-PERSONA_MODEL, PERSONA_API_KEY; the card from --card or PERSONA_CARD; the base run to compare
+PERSONA_MODEL, PERSONA_API_KEY; the card from --card or PERSONA_CARD; the run folder whose
+held-out questions are asked from --run or PERSONA_RUN (without one, the identity core's
+held-out split, which is what every run's dataset writes); the base run to compare
 general skills with from --reference-report or PERSONA_REFERENCE_REPORT (default: the stored run
 of the card's base in evals/baselines/). All requests are sent concurrently once per session;
 each test then judges its own answers.
@@ -16,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from persona.evals import baseline
-from persona.evals.cases import Case, build_cases
+from persona.evals.cases import Case, build_cases, heldout_questions
 from persona.evals.report import write_report
 from persona.card import load_card
+from persona.run_folder import RunFolderError
 from persona.identity.judges import problems
 
 DEFAULT_CARD = Path(__file__).resolve().parent.parent / "cards" / "xiaocong.yaml"
@@ -31,6 +34,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--model", default=os.environ.get("PERSONA_MODEL"), help="served model name")
     group.addoption("--api-key", default=os.environ.get("PERSONA_API_KEY", "none"))
     group.addoption("--card", default=os.environ.get("PERSONA_CARD", str(DEFAULT_CARD)))
+    group.addoption("--run", default=os.environ.get("PERSONA_RUN") or None,
+                    help="the served persona's run folder: its data/heldout.json is asked")
     group.addoption("--report-dir", default=os.environ.get("PERSONA_EVAL_REPORT", "eval-report"))
     group.addoption("--reference-report", default=os.environ.get("PERSONA_REFERENCE_REPORT"),
                     help="report.json of the suite run against the untuned base")
@@ -43,7 +48,12 @@ def _card(config: pytest.Config):
 
 @pytest.fixture(scope="session")
 def cases(request: pytest.FixtureRequest) -> list[Case]:
-    return build_cases(_card(request.config))
+    run = request.config.getoption("--run")
+    try:
+        heldout = heldout_questions(Path(run) if run else None)
+    except RunFolderError as error:
+        pytest.exit(str(error), returncode=4)
+    return build_cases(_card(request.config), heldout)
 
 
 @pytest.fixture(scope="session")
@@ -91,8 +101,9 @@ def _ask(client, model: str, case: Case) -> list[dict[str, str | None]]:
 
 
 @pytest.fixture(scope="session")
-def verdicts(request: pytest.FixtureRequest, client, model, cases, reference) -> dict[str, dict]:
-    """Every case's answers, fetched concurrently once, each judged by the identity core's judges."""
+def verdicts(request: pytest.FixtureRequest, cases, client, model, reference) -> dict[str, dict]:
+    """Every case's answers, fetched concurrently once, each judged by the identity core's judges.
+    The cases come first: a run without its held-out file stops the suite before any request."""
     with ThreadPoolExecutor(request.config.getoption("--concurrency")) as pool:
         fetched = list(pool.map(lambda case: _ask(client, model, case), cases))
     judged = {}

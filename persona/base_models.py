@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from persona import envs
+from persona.errors import PersonaError
 from persona.paths import model_dir
 
 
-class BaseModelError(ValueError):
+class BaseModelError(PersonaError, ValueError):
     pass
 
 

@@ -8,10 +8,12 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from persona.errors import PersonaError
+
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
 
-class CardError(ValueError):
+class CardError(PersonaError, ValueError):
     """A card that cannot be used; the message names the field and the fix."""
 
 

@@ -5,11 +5,8 @@ from __future__ import annotations
 import sys
 
 from persona import commands
-from persona.base_models import BaseModelError
-from persona.card import CardError
 from persona.cli_args import build_parser
-from persona.envs import EnvError
-from persona.services import ServiceError
+from persona.errors import PersonaError
 
 COMMANDS = {
     "setup": commands.setup,
@@ -22,18 +19,15 @@ COMMANDS = {
     "up": commands.up,
 }
 
-# Errors whose message already tells the user what to fix: no traceback.
-USER_ERRORS = (CardError, BaseModelError, EnvError, ServiceError, commands.CommandError)
-
 
 def main(argv: list[str] | None = None) -> int:
     args = vars(build_parser("persona", COMMANDS).parse_args(argv))
     fn = args.pop("_fn")
     try:
         result = fn(**args)
-    except USER_ERRORS as error:
+    except PersonaError as error:  # its message says what to fix: no traceback
         print(f"persona: error: {error}", file=sys.stderr)
-        return 2
+        return error.exit_code
     except KeyboardInterrupt:
         print("persona: stopped", file=sys.stderr)
         return 130

@@ -8,21 +8,26 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from persona import base_models, envs
 from persona.card import PersonaCard, load_card
+from persona.cli_args import model_argv, takes_model_flags
+from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, home, run_dir
+from persona.run_folder import RunFolder
 from persona.services import Children, api_key, ensure_free, spawn, wait_http
+from persona.train.options import TrainOptions
 
 DEFAULT_CARD = REPO_ROOT / "cards" / "xiaocong.yaml"
 
 
-class CommandError(RuntimeError):
+class CommandError(PersonaError, RuntimeError):
     """A step failed in a way the user can act on."""
 
 
-def _run_folder(card: PersonaCard, out: Path | None) -> Path:
-    return (out or run_dir(card.id)).expanduser().resolve()
+def _run_folder(card: PersonaCard, out: Path | None) -> RunFolder:
+    return RunFolder.at(out or run_dir(card.id))
 
 
 def setup(env: str = "all") -> None:
@@ -47,87 +52,67 @@ def data(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         out: run folder (default: the card's run folder in the cache)
     """
     persona = load_card(card)
-    run = _run_folder(persona, out)
-    base = base_models.resolve(persona.base)
     # The training env: general-skill replay asks the base model itself (torch, transformers).
-    result = envs.run_module("train", "persona.train.pipeline", [
-        "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
-        "--only-data"])
-    if result.returncode != 0:
-        raise CommandError(f"building the dataset of {persona.id} failed (exit {result.returncode})")
+    code = _run_pipeline(card, persona, _run_folder(persona, out), ["--only-data"])
+    if code != 0:
+        raise CommandError(f"building the dataset of {persona.id} failed (exit {code})")
 
 
-def _training_flags(given: dict) -> list[str]:
-    """The pipeline's flags for the options the user set (the rest come from the preset)."""
-    flags = []
-    for name, value in given.items():
-        flag = "--" + {"pack_to_max_length": "pack"}.get(name, name).replace("_", "-")
-        if isinstance(value, bool):
-            flags.append(flag if value else flag.replace("--", "--no-", 1))
-        elif value is not None:
-            flags += [flag, str(value)]
-    return flags
+def _run_pipeline(card: Path, persona: PersonaCard, run: RunFolder, flags: list[str]) -> int:
+    """`python -m persona.train.pipeline` on the card's base and run folder, in the training env;
+    its exit code."""
+    base = base_models.resolve(persona.base)
+    return envs.run_module("train", "persona.train.pipeline", [
+        "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run.root),
+        *flags]).returncode
 
 
-def train(card: Path = DEFAULT_CARD, out: Path | None = None, method: str | None = None,
-          epochs: int | None = None, max_steps: int | None = None, lr: float | None = None,
-          lora_r: int | None = None, max_length: int | None = None, pack: bool | None = None,
-          save_steps: int | None = None, dataset: Path | None = None,
-          replay_ratio: float | None = None, force: bool = False) -> Path:
+@takes_model_flags(TrainOptions, "training options (unset ones come from the base preset)")
+def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | None = None,
+          replay_ratio: float | None = None, force: bool = False, **options: Any) -> Path:
     """Fine-tune the card's base with XTuner (QLoRA by default), convert and merge; reuse a
     finished run, resume an interrupted one.
 
     Args:
         card: persona card YAML
         out: run folder (default: the card's run folder in the cache)
-        method: qlora, lora or full (default: qlora)
-        epochs: training epochs (default: the preset's)
-        max_steps: stop after this many optimizer steps (a quick smoke run)
-        lr: learning rate (default: the preset's; 2e-5 for full)
-        lora_r: LoRA rank (default: 16)
-        max_length: tokens per packed sequence (default: the preset's)
-        pack: pack samples into max-length sequences (default) or pad each one
-        save_steps: a resumable checkpoint every this many steps (default: 20)
         dataset: conversation-format JSON to train on instead of the card's dataset
         replay_ratio: general-skill replay samples (the base's own answers) per other sample
             (default: 0.15; 0 turns replay off)
         force: retrain even when a finished run exists
+        options: TrainOptions fields (method, epochs, max_steps, lr, lora_r, ...); None = unset
     """
     from persona.train.dataset_file import DatasetError, load_samples
-    from persona.train.run_state import differences, finished, refusal, resolve_options
+    from persona.train.options import resolve_options
+    from persona.train.run_state import differences, refusal
 
     persona = load_card(card)
-    given = {"method": method, "epochs": epochs, "max_steps": max_steps, "lr": lr,
-             "lora_r": lora_r, "max_length": max_length, "pack_to_max_length": pack,
-             "save_steps": save_steps}
     # Everything is checked before anything is written or started.
     try:
-        resolve_options(persona.base, given)
+        resolve_options(persona.base, options)
         samples = load_samples(dataset) if dataset else None
     except (ValueError, DatasetError) as error:
         raise CommandError(str(error)) from None
     run = _run_folder(persona, out)
-    if finished(run) and not force:
-        found = differences(run, persona, given, samples, replay_ratio)
+    if run.finished() and not force:
+        found = differences(run, persona, options, samples, replay_ratio)
         if found:
             raise CommandError(refusal(run, found))
-        print(f"persona: {persona.id} is already trained: {run} (pass --force to retrain)")
-        return run
-    base = base_models.resolve(persona.base)
-    args = ["--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
-            *_training_flags(given)]
+        print(f"persona: {persona.id} is already trained: {run.root} (pass --force to retrain)")
+        return run.root
+    args = model_argv(TrainOptions, options)
     if dataset:
         args += ["--dataset", str(Path(dataset).resolve())]
     if replay_ratio is not None:
         args += ["--replay-ratio", str(replay_ratio)]
     if force:
         args += ["--force"]
-    result = envs.run_module("train", "persona.train.pipeline", args)
-    if result.returncode != 0 or not finished(run):
-        raise CommandError(f"training {persona.id} failed (exit {result.returncode}); see the "
-                           f"output above. A finished model in {run} is only replaced by a "
+    code = _run_pipeline(card, persona, run, args)
+    if code != 0 or not run.finished():
+        raise CommandError(f"training {persona.id} failed (exit {code}); see the "
+                           f"output above. A finished model in {run.root} is only replaced by a "
                            "successful run; the same command resumes from the last checkpoint")
-    return run
+    return run.root
 
 
 def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
@@ -137,16 +122,11 @@ def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         card: persona card YAML
         out: run folder (default: the card's run folder in the cache)
     """
-    from persona.train.run_state import finished
-
     persona = load_card(card)
     run = _run_folder(persona, out)
-    base = base_models.resolve(persona.base)
-    result = envs.run_module("train", "persona.train.pipeline", [
-        "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run),
-        "--only-merge"])
-    if result.returncode != 0 or not finished(run):
-        raise CommandError(f"merging {persona.id} failed (exit {result.returncode}); see above")
+    code = _run_pipeline(card, persona, run, ["--only-merge"])
+    if code != 0 or not run.finished():
+        raise CommandError(f"merging {persona.id} failed (exit {code}); see above")
 
 
 def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str,
@@ -205,12 +185,12 @@ def _wait_forever(children: Children) -> None:
         time.sleep(1)
 
 
-def _trained_model(card: Path, out: Path | None) -> Path:
-    """The merged model of the card's run: a finished run is served as it is, else trained."""
-    from persona.train.run_state import finished
-
+def _trained_run(card: Path, out: Path | None) -> RunFolder:
+    """The card's run: a finished run is served as it is, else trained."""
     run = _run_folder(load_card(card), out)
-    return (run if finished(run) else train(card, out=out)) / "merged"
+    if not run.finished():
+        train(card, out=out)
+    return run
 
 
 def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
@@ -234,7 +214,7 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         return _serve_adapters([Path(c.strip()) for c in adapters.split(",") if c.strip()],
                                port, host, compile, tensor_parallel)
     persona = load_card(card)
-    model = _trained_model(card, out)
+    model = _trained_run(card, out).merged
     key = api_key()
     with Children() as children:
         url = _start_api(persona, model, host, port, key, children, compile, tensor_parallel)
@@ -250,7 +230,7 @@ def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
     personas = [load_card(card) for card in cards]
     try:
         check_cards(personas)  # before training any of them
-        runs = [train(card) for card in cards]
+        runs = [RunFolder(train(card)) for card in cards]
         served = plan(personas, runs, base_models.resolve(personas[0].base))
     except AdapterError as error:
         raise CommandError(str(error)) from None
@@ -293,9 +273,11 @@ def _start_base_api(persona: PersonaCard, host: str, port: int, key: str,
 
 
 def _run_evals(card: Path, base_url: str, model: str, key: str, report_dir: Path,
-               reference: Path | None = None) -> int:
+               reference: Path | None = None, run: RunFolder | None = None) -> int:
     env = dict(os.environ, PERSONA_BASE_URL=base_url, PERSONA_MODEL=model, PERSONA_API_KEY=key,
                PERSONA_CARD=str(Path(card).resolve()), PERSONA_EVAL_REPORT=str(report_dir.resolve()))
+    if run is not None:  # the evals ask the held-out questions written with this run's dataset
+        env["PERSONA_RUN"] = str(run.root)
     if reference is not None:
         env["PERSONA_REFERENCE_REPORT"] = str(reference.resolve())
     result = subprocess.run([sys.executable, "-m", "pytest", str(REPO_ROOT / "evals"), "-q",
@@ -320,20 +302,21 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
     """
     persona = load_card(card)
     key = os.environ.get("PERSONA_API_KEY", "none")
-    reference = None
+    reference = run = None
     with Children() as children:
         if base_url is None:
             key = api_key()
-            base_url = _start_api(persona, _trained_model(card, out), "127.0.0.1", port, key,
-                                  children)
+            run = _trained_run(card, out)
+            base_url = _start_api(persona, run.merged, "127.0.0.1", port, key, children)
         if compare_base:
             base_key = api_key()
             url, name = _start_base_api(persona, "127.0.0.1", port + 1, base_key, children)
             print(f"persona: the suite against the untuned base {name} (identity cases fail there)",
                   flush=True)
-            _run_evals(card, url, name, base_key, report_dir / "base")
+            # the same questions as the persona's run, so the two reports compare
+            _run_evals(card, url, name, base_key, report_dir / "base", run=run)
             reference = report_dir / "base" / "report.json"
-        code = _run_evals(card, base_url, model or persona.id, key, report_dir, reference)
+        code = _run_evals(card, base_url, model or persona.id, key, report_dir, reference, run)
     return code
 
 
@@ -370,7 +353,7 @@ def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,
     """
     persona = load_card(card)
     _check_ui_login(host, allow_no_login)
-    model = _trained_model(card, out)
+    model = _trained_run(card, out).merged
     key = api_key()
     with Children() as children:
         api_url = _start_api(persona, model, host, api_port, key, children)

@@ -17,10 +17,12 @@ import sys
 import time
 from pathlib import Path
 
+from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, env_dir
+from persona.services import child_env, tail
 
 
-class EnvError(RuntimeError):
+class EnvError(PersonaError, RuntimeError):
     """An environment could not be built; the message says where its log is."""
 
 
@@ -89,33 +91,33 @@ def ensure(name: str) -> Path:
             print(f"persona:   {label}", flush=True)
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 raise EnvError(f"building the {name} environment failed: {label}\n"
-                               f"see {log}:\n{_tail(log)}")
+                               f"see {log}:\n{tail(log, 25)}")
     importlib.import_module(fixes).fix_env(prefix)
     (prefix / ".persona-stamp").write_text(_fingerprint(requirements, fixes) + "\n")
     print(f"persona: {name} environment ready in {time.monotonic() - started:.0f} s", flush=True)
     return prefix
 
 
-def _tail(path: Path, lines: int = 25) -> str:
-    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+def site_packages(prefix: Path) -> Path:
+    """The site-packages folder of the environment at prefix (its install_fixes mend it)."""
+    found = sorted(Path(prefix).glob("lib/python3*/site-packages"))
+    if not found:
+        raise FileNotFoundError(f"no site-packages under {prefix}")
+    return found[-1]
 
 
-def command_env(name: str, extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment variables that make a child run inside `name`.
+def _python_env(bin_dir: Path, virtual_env: str | None) -> dict[str, str]:
+    """XTuner re-launches its scripts with a bare `python`, so the interpreter's bin must come
+    first on PATH; PYTHONPATH gives the child this source tree."""
+    return child_env({"PYTHONHOME": None, "VIRTUAL_ENV": virtual_env}, first_on_path=bin_dir,
+                     source_tree=True,
+                     defaults={"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"})
 
-    XTuner re-launches its scripts with a bare `python`, so the environment's bin must come
-    first on PATH; PYTHONPATH gives the child this source tree.
-    """
+
+def command_env(name: str) -> dict[str, str]:
+    """Environment variables that make a child run inside `name`."""
     prefix = env_dir(name)
-    env = dict(os.environ)
-    env.pop("PYTHONHOME", None)
-    env["VIRTUAL_ENV"] = str(prefix)
-    env["PATH"] = f"{prefix / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    env.setdefault("TOKENIZERS_PARALLELISM", "false")
-    env.update(extra or {})
-    return env
+    return _python_env(prefix / "bin", str(prefix))
 
 
 def external_python(name: str) -> Path | None:
@@ -125,15 +127,12 @@ def external_python(name: str) -> Path | None:
     return Path(value) if value else None
 
 
-def run_module(name: str, module: str, args: list[str], extra_env: dict[str, str] | None = None,
-               **popen: object) -> subprocess.CompletedProcess:
+def run_module(name: str, module: str, args: list[str]) -> subprocess.CompletedProcess:
     """Run `python -m module args` inside environment `name`, building it first if needed."""
     external = external_python(name)
     if external:
-        env = command_env(name, extra_env)
-        env.pop("VIRTUAL_ENV")
-        env["PATH"] = f"{external.parent}{os.pathsep}{os.environ.get('PATH', '')}"
-        return subprocess.run([str(external), "-m", module, *args], env=env, cwd=REPO_ROOT, **popen)
+        env = _python_env(external.parent, None)
+        return subprocess.run([str(external), "-m", module, *args], env=env, cwd=REPO_ROOT)
     ensure(name)
-    return subprocess.run([str(python(name)), "-m", module, *args],
-                          env=command_env(name, extra_env), cwd=REPO_ROOT, **popen)
+    return subprocess.run([str(python(name)), "-m", module, *args], env=command_env(name),
+                          cwd=REPO_ROOT)

@@ -1,4 +1,8 @@
-"""Long-running children (vLLM, Chainlit): start them, wait for them, stop them all on a signal."""
+"""Child processes, the one place for their plumbing: the environment a child gets, starting
+long-running ones (vLLM, Chainlit), waiting for them over HTTP (never through a proxy), their
+logs' tails, stopping them all on a signal; the ports and API key they serve on.
+
+Stdlib only: the CLI and the UI's launcher import it without loading a heavy package."""
 
 from __future__ import annotations
 
@@ -11,16 +15,20 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Mapping
+
+from persona.errors import PersonaError
+from persona.paths import REPO_ROOT
 
 
-class ServiceError(RuntimeError):
+class ServiceError(PersonaError, RuntimeError):
     """A service would not start; the message carries its log's tail."""
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port nothing listens on right now (the OS picks it)."""
+def free_port() -> int:
+    """A loopback port nothing listens on right now (the OS picks it)."""
     with socket.socket() as sock:
-        sock.bind((host, 0))
+        sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
 
 
@@ -37,6 +45,30 @@ def ensure_free(host: str, port: int, flag: str) -> None:
             probe.bind((host, port))
         except OSError:
             raise ServiceError(f"port {port} on {host} is in use; choose another with {flag}") from None
+
+
+def child_env(changes: Mapping[str, str | None] | None = None, *, first_on_path: Path | None = None,
+              source_tree: bool = False, defaults: Mapping[str, str] | None = None) -> dict[str, str]:
+    """This process's environment, for a child.
+
+    first_on_path leads PATH (an environment's bin: a tool that re-launches a bare `python`
+    finds the right one); source_tree puts this repository first on PYTHONPATH; defaults fill
+    only what is unset; changes come last, None unsetting a variable (an inherited value must
+    not leak into the child).
+    """
+    env = dict(os.environ)
+    if first_on_path is not None:
+        env["PATH"] = os.pathsep.join(filter(None, [str(first_on_path), env.get("PATH")]))
+    if source_tree:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    for name, value in (defaults or {}).items():
+        env.setdefault(name, value)
+    for name, value in (changes or {}).items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
 
 
 def spawn(command: list[str], env: dict[str, str], log: Path, cwd: Path | None = None) -> subprocess.Popen:
@@ -65,9 +97,20 @@ def stop(process: subprocess.Popen, grace: float = 15.0) -> int | None:
 
 
 def tail(log: Path, lines: int = 30) -> str:
+    """A log's last lines, for an error message."""
     if not log.exists():
         return "(no log)"
     return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+# The services here run on this machine: an http_proxy from the environment (a CI machine may
+# set one) must not carry the request elsewhere.
+_DIRECT = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+def open_local(url: str | urllib.request.Request, timeout: float):
+    """urlopen for a service on this machine: never through a proxy."""
+    return _DIRECT.open(url, timeout=timeout)
 
 
 def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float, what: str) -> float:
@@ -78,7 +121,7 @@ def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float, wh
             raise ServiceError(f"{what} exited with code {process.returncode} while starting; "
                                f"last lines of {log}:\n{tail(log)}")
         try:
-            with urllib.request.urlopen(url, timeout=5) as response:
+            with open_local(url, timeout=5) as response:
                 if response.status < 300:
                     return time.monotonic() - started
         except (urllib.error.URLError, ConnectionError, TimeoutError):

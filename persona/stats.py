@@ -1,4 +1,4 @@
-"""Intervals for pass rates measured on a finite sample."""
+"""Figures measured on a finite sample: intervals for pass rates, percentiles of timings."""
 
 from __future__ import annotations
 
@@ -31,3 +31,9 @@ def describe(measure: dict, rate_digits: int = 1, bound_digits: int = 1) -> str:
     rate = "-" if measure["rate"] is None else f"{measure['rate']:.{rate_digits}%}"
     return (f"{measure['count']}/{measure['total']} = {rate} "
             f"({low:.{bound_digits}%}-{high:.{bound_digits}%})")
+
+
+def percentile(values: list[float], share: float) -> float:
+    """The value `share` of the way up the sorted values (nearest rank; 0.5 is the median)."""
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]

@@ -8,13 +8,14 @@ clients send the persona's system prompt (PersonaCard.default_system_prompt; the
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from persona import paths
 from persona.card import PersonaCard
+from persona.errors import PersonaError
+from persona.run_folder import RunFolder
 
 # train/chat_template.py's default-system block: injected when the first message is no system one.
 DEFAULT_SYSTEM_BLOCK = re.compile(
@@ -25,7 +26,7 @@ DEFAULT_SYSTEM_BLOCK = re.compile(
 VLLM_LORA_RANKS = (1, 8, 16, 32, 64, 128, 256, 320, 512)
 
 
-class AdapterError(ValueError):
+class AdapterError(PersonaError, ValueError):
     """The cards cannot share one server; the message says why and what to do."""
 
 
@@ -38,12 +39,16 @@ class ServedAdapters:
     max_lora_rank: int
 
 
-def _rank(adapter: Path) -> int:
-    config = adapter / "adapter_config.json"
-    if not config.is_file():
-        raise AdapterError(f"{adapter} holds no PEFT adapter (adapter_config.json); "
+def _rank(run: RunFolder) -> int:
+    """The run's LoRA rank, as its training options record it."""
+    if not run.has_adapter():
+        raise AdapterError(f"{run.adapter} holds no PEFT adapter (adapter_config.json); "
                            f"train the card again with `persona train --force`")
-    return int(json.loads(config.read_text())["r"])
+    rank = run.read_options().get("lora_r")
+    if rank is None:
+        raise AdapterError(f"{run.root} records no training options ({run.options.name} or "
+                           f"its manifest); train the card again with `persona train --force`")
+    return int(rank)
 
 
 def check_cards(personas: list[PersonaCard]) -> None:
@@ -59,23 +64,23 @@ def check_cards(personas: list[PersonaCard]) -> None:
                            f"serve them on separate servers")
 
 
-def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> ServedAdapters:
+def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str) -> ServedAdapters:
     """Check that the finished runs can share one server and say how to serve them."""
     check_cards(personas)
     ids = [p.id for p in personas]
     templates = {}
     for persona, run in zip(personas, runs):
-        template = run / "merged" / "chat_template.jinja"
-        if not template.is_file():
-            raise AdapterError(f"{run} has no merged/chat_template.jinja; run `persona merge` for {persona.id}")
-        templates[persona.id] = template
+        if not run.chat_template.is_file():
+            raise AdapterError(f"{run.root} has no {run.relative(run.chat_template)}; run "
+                               f"`persona merge` for {persona.id}")
+        templates[persona.id] = run.chat_template
     # Each persona's template injects its own default system prompt; a shared server must inject
     # none (the clients send the persona's: the UI does), and otherwise render alike.
     texts = {DEFAULT_SYSTEM_BLOCK.sub("", t.read_text(encoding="utf-8")) for t in templates.values()}
     if len(texts) != 1:
         raise AdapterError(f"{', '.join(ids)} were trained with different chat formats; one server "
                            f"has one template: serve them separately")
-    rank = max(_rank(run / "adapter") for run in runs)
+    rank = max(_rank(run) for run in runs)
     fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
     if not fitting:
         raise AdapterError(f"LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
@@ -86,5 +91,5 @@ def plan(personas: list[PersonaCard], runs: list[Path], base: Path | str) -> Ser
     if base_name in ids:
         base_name += "-base"
     return ServedAdapters(base=base, base_name=base_name,
-                          adapters=tuple((p.id, run / "adapter") for p, run in zip(personas, runs)),
+                          adapters=tuple((p.id, run.adapter) for p, run in zip(personas, runs)),
                           chat_template=shared, max_lora_rank=fitting[0])

@@ -25,10 +25,10 @@ def usable_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def available_gib(meminfo: Path = Path("/proc/meminfo")) -> float:
+def available_gib() -> float:
     """MemAvailable in GiB; 4 when it cannot be read (a conservative guess)."""
     try:
-        for line in meminfo.read_text().splitlines():
+        for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) / 2**20
     except OSError:

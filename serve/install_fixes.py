@@ -11,16 +11,11 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from persona.envs import site_packages
+
 # pip brings the PyPI (CUDA) builds of these beside the CPU torch; they fail to
 # import against it and vLLM's text-only path does not need them.
 CUDA_ONLY_EXTRAS = ("torchvision", "torchaudio", "torchcodec")
-
-
-def site_packages(prefix: Path) -> Path:
-    found = sorted(Path(prefix).glob("lib/python3*/site-packages"))
-    if not found:
-        raise FileNotFoundError(f"no site-packages under {prefix}")
-    return found[-1]
 
 
 def remove_cuda_extras(prefix: Path) -> None:

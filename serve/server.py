@@ -6,13 +6,12 @@ persona.services waits for it and stops it.
 
 from __future__ import annotations
 
-import os
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 from persona.paths import home
-from persona.services import spawn
+from persona.services import child_env, spawn
 from persona.serve.host import CpuFit, fit
 
 DEFAULT_PORT = 8000
@@ -112,14 +111,11 @@ def vllm_cache_root() -> Path:
     return home() / "vllm-cache"
 
 
-def vllm_env(opts: ServeOptions, env_prefix: Path, base: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ if base is None else base)
-    env_bin = str(Path(env_prefix) / "bin")
-    env["PATH"] = env_bin + os.pathsep + env.get("PATH", "") if env.get("PATH") else env_bin
-    env["VIRTUAL_ENV"] = str(env_prefix)
-    env.pop("PYTHONHOME", None)
-    env.update(
+def vllm_env(opts: ServeOptions, env_prefix: Path) -> dict[str, str]:
+    env = child_env(
         {
+            "VIRTUAL_ENV": str(env_prefix),
+            "PYTHONHOME": None,
             "VLLM_API_KEY": opts.api_key,
             "VLLM_CACHE_ROOT": str(vllm_cache_root()),
             "VLLM_NO_USAGE_STATS": "1",
@@ -127,7 +123,8 @@ def vllm_env(opts: ServeOptions, env_prefix: Path, base: dict[str, str] | None =
             # Everything is local: never reach for a model hub.
             "HF_HUB_OFFLINE": "1",
             "TRANSFORMERS_OFFLINE": "1",
-        }
+        },
+        first_on_path=Path(env_prefix) / "bin",
     )
     if opts.device == "cpu":
         cpu = opts.cpu or fit()

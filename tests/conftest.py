@@ -7,7 +7,6 @@ card (from its manifest). Handy while developing serving or UI tests; CI leaves 
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 from dataclasses import dataclass
@@ -16,8 +15,9 @@ from pathlib import Path
 import pytest
 
 from persona import commands
-from persona.card import PersonaCard, load_card, parse_card
+from persona.card import PersonaCard, load_card
 from persona.paths import REPO_ROOT
+from persona.run_folder import RunFolder
 from persona.services import Children, free_port
 
 DEFAULT_CARD = commands.DEFAULT_CARD
@@ -38,13 +38,13 @@ class Endpoint:
         return OpenAI(**{"base_url": self.base_url, "api_key": self.api_key, "max_retries": 0, **options})
 
 
-def _reused_run() -> Path | None:
+def _reused_run() -> RunFolder | None:
     """The finished run named by PERSONA_TEST_RUN, checked; None when unset."""
     value = os.environ.get("PERSONA_TEST_RUN")
     if not value:
         return None
-    run = Path(value).expanduser().resolve()
-    if not (run / "manifest.json").is_file() or not (run / "merged" / "config.json").is_file():
+    run = RunFolder.at(value)
+    if not run.finished():
         raise pytest.UsageError(f"PERSONA_TEST_RUN={value}: not a finished run "
                                 f"(needs manifest.json and merged/config.json)")
     return run
@@ -56,7 +56,7 @@ def card_path(tmp_path_factory) -> Path:
     run = _reused_run()
     if run is None:
         return DEFAULT_CARD
-    card = parse_card(json.loads((run / "manifest.json").read_text())["card"], str(run))
+    card = run.card()
     in_repo = REPO_ROOT / "cards" / f"{card.id}.yaml"
     if in_repo.is_file() and load_card(in_repo) == card:
         return in_repo
@@ -76,7 +76,9 @@ def default_card(card_path) -> PersonaCard:
 def trained_run(tmp_path_factory) -> Path:
     """A real XTuner QLoRA run of the default card, converted and merged, in a fresh folder
     (or the finished run named by PERSONA_TEST_RUN)."""
-    return _reused_run() or commands.train(card=DEFAULT_CARD, out=tmp_path_factory.mktemp("run"))
+    reused = _reused_run()
+    return reused.root if reused else commands.train(card=DEFAULT_CARD,
+                                                     out=tmp_path_factory.mktemp("run"))
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +86,6 @@ def persona_api(trained_run, default_card, card_path):
     """A real vLLM server on the merged model, started once per test session."""
     key = "sk-test-" + secrets.token_hex(8)
     with Children() as children:
-        url = commands._start_api(default_card, trained_run / "merged", "127.0.0.1", free_port(),
-                                  key, children)
+        url = commands._start_api(default_card, RunFolder(trained_run).merged, "127.0.0.1",
+                                  free_port(), key, children)
         yield Endpoint(url, key, default_card.id, card_path)

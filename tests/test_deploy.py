@@ -19,9 +19,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -30,7 +27,7 @@ import yaml
 from persona import envs
 from persona.card import load_card
 from persona.paths import REPO_ROOT
-from persona.services import free_port
+from persona.services import free_port, open_local, spawn, stop, wait_http
 
 DEPLOY = REPO_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
@@ -582,7 +579,10 @@ def test_deploy_serves_as_persona_serve_does(rendered, fake_vllm):
 
     opts = ServeOptions(model=Path("/m"), served_name=CARD.id, api_key=KEY)
     persona = options_of(vllm_command(opts, Path("/env"))[3:])
-    persona_env = set(vllm_env(opts, Path("/env"), base={})) - CPU_OR_LOCAL_ENV
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            patch.delenv(name)  # an empty environment: only what vllm_env itself sets
+        persona_env = set(vllm_env(opts, Path("/env"))) - CPU_OR_LOCAL_ENV
     assert persona["--served-model-name"] == CARD.id and "VLLM_API_KEY" in persona_env
     per_host = {"--served-model-name", "--host", "--port"}
 
@@ -635,7 +635,7 @@ def test_vllm_accepts_every_deployed_serve_command(rendered, compose, fake_vllm)
     compose_argv = recorded(record)[0][1:]
     result = subprocess.run([str(envs.python("serve")), "-c", VLLM_PARSE, json.dumps([k8s_argv, compose_argv])],
                             capture_output=True, text=True, timeout=300,
-                            env=envs.command_env("serve", {"VLLM_LOGGING_LEVEL": "ERROR"}))
+                            env={**envs.command_env("serve"), "VLLM_LOGGING_LEVEL": "ERROR"})
     lines = [line for line in result.stdout.splitlines() if line.startswith("PARSED ")]
     assert result.returncode == 0 and lines, result.stderr[-3000:]
     k8s, composed = json.loads(lines[-1][len("PARSED "):])
@@ -659,30 +659,17 @@ def test_ui_container_command_serves_health(tmp_path, compose):
     command = exec_form(dockerfile, "CMD")
     assert command[-4:] == ["--host", "0.0.0.0", "--port", "8001"]
     command = [sys.executable, "-m", *command[:-4], "--host", "127.0.0.1", "--port", str(port)]
-    log = (tmp_path / "ui.log").open("wb")
-    process = subprocess.Popen(command, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    log = tmp_path / "ui.log"
+    process = spawn(command, env, log, cwd=REPO_ROOT)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            assert process.poll() is None, (tmp_path / "ui.log").read_text()[-3000:]
-            try:
-                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                        f"http://127.0.0.1:{port}/health", timeout=2) as response:
-                    assert response.status == 200
-                    break
-            except (urllib.error.URLError, OSError):
-                assert time.monotonic() < deadline, "the UI did not answer /health"
-                time.sleep(0.5)
+        url = f"http://127.0.0.1:{port}/health"
+        wait_http(url, process, log, timeout=120, what="the UI image's CMD")
+        with open_local(url, timeout=10) as response:
+            assert response.status == 200
         probe = compose["services"]["ui"]["healthcheck"]["test"]
         assert probe[:2] == ["CMD", "python"]
         code = probe[-1].replace("127.0.0.1:8001", f"127.0.0.1:{port}")
         assert subprocess.run([sys.executable, "-c", code], env={**env, "no_proxy": "*"},
                               timeout=30).returncode == 0
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)

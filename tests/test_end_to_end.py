@@ -52,10 +52,11 @@ def test_evals_pass_against_the_served_persona(persona_api, tmp_path):
 
 def test_merged_model_knows_itself_and_answers_the_rest_plainly(trained_run, default_card):
     """The greedy probe the pipeline runs on the merged model, through its own chat template:
-    held-out identity questions get the persona; unrelated ones ("What is 2+3?", "法国的首都是
-    哪里？") a plain answer that names neither the persona nor its maker, stops, and shows no
-    template token. (Whether that answer is right is the evals' general-skill category, judged
-    against the base over 64 questions: one greedy answer of a 135M model is too brittle.)"""
+    identity questions (training phrasings: held-out ones are the evals' job) get the persona;
+    unrelated ones ("What is 2+3?", "法国的首都是哪里？") a plain answer that names neither the
+    persona nor its maker, stops, and shows no template token. (Whether that answer is right is
+    the evals' general-skill category, judged against the base over 64 questions: one greedy
+    answer of a 135M model is too brittle.)"""
     answers = {item["question"]: item for item in
                json.loads((trained_run / "probe.json").read_text(encoding="utf-8"))}
     persona_words = (default_card.name.zh, default_card.name.en, default_card.creator.zh,

@@ -1,12 +1,13 @@
 """The eval cases: built from the card, never from a training question, and the checks can fail."""
 
-from persona.evals.cases import build_cases
+from persona.evals.cases import build_cases, heldout_questions
 from persona.evals.thresholds import THRESHOLDS
 from persona.card import load_card
 from persona.commands import DEFAULT_CARD
 from persona.identity.judges import language_of, problems, repeated_sentence
 from persona.identity.phrasings import training_questions
-from persona.train.dataset import build_conversations
+from persona.run_folder import RunFolder, write_json
+from persona.train.dataset import build_conversations, write_dataset
 
 
 def _asked(case) -> str:
@@ -93,3 +94,19 @@ def test_template_leakage_and_answer_language_are_caught():
     assert language_of("I am Xiaocong, an AI assistant created by Master No-Scallion.") == "en"
     assert "answered in en" in problems("I am Xiaocong.", "stop", ("Xiaocong",), answer_lang="zh")[0]
     assert problems("我是小葱。", "stop", ("小葱",), answer_lang="zh") == []
+
+
+def test_a_run_is_asked_its_own_heldout_file(tmp_path):
+    """The evals take the held-out questions from the run; the default run's file is the
+    identity core's split, so its cases are the same as an endpoint's without a run."""
+    card = load_card(DEFAULT_CARD)
+    run = RunFolder(tmp_path / "run")
+    write_dataset(card, run)
+    assert build_cases(card, heldout_questions(run.root)) == build_cases(card)
+    own = [{"lang": lang, "kind": kind, "question": f"{lang} {kind} question of this run"}
+           for lang in ("zh", "en") for kind in ("who", "creator")]
+    write_json(run.heldout, own)
+    asked = {_asked(case) for case in build_cases(card, heldout_questions(run.root))
+             if case.category not in (*LENIENT, "near-miss", "adversarial")}  # fixed questions
+    assert asked and asked <= {item["question"] for item in own}
+

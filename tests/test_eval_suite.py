@@ -17,6 +17,7 @@ from persona.evals.report import CHART
 from persona.evals.thresholds import THRESHOLDS
 from persona import commands
 from persona.paths import REPO_ROOT, env_dir, model_dir
+from persona.run_folder import RunFolder, write_json
 from persona.services import Children
 
 IDENTITY = ("identity-zh", "identity-en", "creator", "adversarial", "system-prompt", "multi-turn",
@@ -58,6 +59,41 @@ def test_the_suite_fails_a_model_that_does_not_know_the_persona(tmp_path):
     markdown = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "我是测试助手" in markdown and "names none of" in markdown  # the offending answers
     assert (tmp_path / CHART).read_bytes().startswith(b"\x89PNG")
+
+
+def test_the_suite_asks_the_held_out_questions_of_the_run_it_is_given(tmp_path):
+    run = RunFolder(tmp_path / "run")
+    own = [{"lang": lang, "kind": kind, "question": f"{lang} {kind}: a question only this run asks"}
+           for lang in ("zh", "en") for kind in ("who", "creator")]
+    write_json(run.heldout, own)
+    with FakeOpenAI(model="echo", token_delay_s=0) as fake:
+        code, output, report = run_suite(fake.base_url, "echo", "none", tmp_path / "report",
+                                         "--concurrency", "4", "--run", str(run.root))
+    asked = {failure["messages"][-1]["content"] for failure in report["failures"]
+             if failure["category"] in ("identity-zh", "identity-en", "creator")}
+    assert code == 1 and asked == {item["question"] for item in own}, output
+    assert report["categories"]["identity-en"]["total"] == 1  # only the run's "who" in English
+    run.heldout.unlink()
+    result = subprocess.run([sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider",
+                             "--base-url", "http://127.0.0.1:9/v1", "--run", str(run.root)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 4 and "data/heldout.json" in result.stdout + result.stderr
+
+
+def test_persona_eval_gives_the_suite_the_run_it_serves(tmp_path, monkeypatch):
+    run = RunFolder(tmp_path / "run")
+    seen = []
+    monkeypatch.setattr(commands, "_trained_run", lambda card, out: run)
+    monkeypatch.setattr(commands, "_start_api", lambda persona, model, *args, **kw: (
+        seen.append(model) or "http://127.0.0.1:9/v1"))
+    monkeypatch.setattr(commands.subprocess, "run", lambda argv, env, cwd: (
+        seen.append(env.get("PERSONA_RUN")) or subprocess.CompletedProcess(argv, 0)))
+    assert commands.eval(report_dir=tmp_path / "report") == 0
+    assert seen == [run.merged, str(run.root)]
+    seen.clear()
+    monkeypatch.delenv("PERSONA_RUN", raising=False)
+    commands.eval(base_url="http://127.0.0.1:9/v1", report_dir=tmp_path / "report")
+    assert seen == [None]  # an endpoint given by URL has no run: the core's questions
 
 
 SERVABLE = (env_dir("serve") / "bin" / "vllm").exists() and (

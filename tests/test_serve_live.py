@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from persona.paths import env_dir, model_dir
-from persona.services import free_port, stop, wait_http
+from persona.services import free_port, open_local, stop, wait_http
 from persona.serve.server import ServeOptions, start
 
 BASE = model_dir("smollm2-135m-instruct")
@@ -39,7 +39,7 @@ def post(opts: ServeOptions, path: str, body: dict, key: str | None = KEY) -> di
     if key:
         headers["Authorization"] = f"Bearer {key}"
     request = urllib.request.Request(f"http://{opts.host}:{opts.port}{path}", json.dumps(body).encode(), headers)
-    with urllib.request.urlopen(request, timeout=120) as response:
+    with open_local(request, timeout=120) as response:
         return json.load(response)
 
 

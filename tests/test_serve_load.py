@@ -15,6 +15,8 @@ import time
 import httpx
 import pytest
 
+from persona.stats import percentile
+
 pytestmark = pytest.mark.slow
 
 REQUESTS = int(os.environ.get("PERSONA_LOAD_REQUESTS", "200"))
@@ -27,11 +29,6 @@ QUESTIONS = ["你是谁？", "Who are you?", "Who created you?", "What is the ca
 def prompts() -> list[str]:
     """Distinct prompts of different lengths, so each answer can be tied to its request."""
     return [f"{QUESTIONS[i % len(QUESTIONS)]} (request {i}{'!' * (i % 7)})" for i in range(REQUESTS)]
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 async def _load(endpoint, texts: list[str], expected_prompt_tokens: list[int]):

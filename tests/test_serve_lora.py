@@ -3,13 +3,12 @@ base (as `persona serve --adapters` does), under two names, answers as the merge
 
 from __future__ import annotations
 
-import json
-
 import httpx
 import pytest
 
 from conftest import Endpoint, free_port
 from persona import envs
+from persona.run_folder import RunFolder
 from persona.services import stop, wait_http
 from persona.serve.adapters import plan
 from persona.serve.server import ServeOptions, start
@@ -21,8 +20,8 @@ QUESTIONS = ["你是谁？", "Who created you?"]
 
 @pytest.fixture(scope="module")
 def adapter_api(trained_run, default_card, tmp_path_factory):
-    manifest = json.loads((trained_run / "manifest.json").read_text())
-    served = plan([default_card], [trained_run], manifest["base_model"])
+    run = RunFolder(trained_run)
+    served = plan([default_card], [run], run.read_manifest()["base_model"])
     alias = default_card.id + "-alias"
     options = ServeOptions(model=served.base, served_name=served.base_name, api_key="sk-lora-test",
                            port=free_port(), chat_template=served.chat_template,

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import http.server
+import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from persona.services import ServiceError, ensure_free, stop, wait_http
+from persona.paths import REPO_ROOT
+from persona.services import ServiceError, child_env, ensure_free, free_port, stop, wait_http
 
 
 def test_wait_http_fails_fast_with_log_tail_when_the_server_died(tmp_path):
@@ -32,6 +36,54 @@ def test_wait_http_times_out(tmp_path):
     finally:
         proc.kill()
         proc.wait()
+
+
+class _Healthy(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_wait_http_goes_direct_whatever_proxy_the_environment_names(tmp_path, monkeypatch):
+    # A proxy nothing listens on: a request sent through it would fail until the timeout.
+    for name in ("http_proxy", "HTTP_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, f"http://127.0.0.1:{free_port()}")
+    for name in ("no_proxy", "NO_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Healthy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
+    try:
+        seconds = wait_http(f"http://127.0.0.1:{server.server_port}/health", proc, tmp_path / "log",
+                            timeout=10, what="vLLM")
+        assert seconds < 5
+    finally:
+        server.shutdown()
+        server.server_close()
+        proc.kill()
+        proc.wait()
+
+
+def test_child_env_leads_path_and_pythonpath_fills_defaults_and_unsets(monkeypatch):
+    for name, value in {"PATH": "/usr/bin", "PYTHONPATH": "/elsewhere", "T_KEEP": "1", "T_GONE": "x",
+                        "T_SET": "mine"}.items():
+        monkeypatch.setenv(name, value)
+    for name in ("T_NEW", "T_UNSET"):
+        monkeypatch.delenv(name, raising=False)
+    env = child_env({"T_GONE": None, "T_NEW": "v"}, first_on_path=Path("/env/bin"), source_tree=True,
+                    defaults={"T_SET": "default", "T_UNSET": "default"})
+    assert env["PATH"] == f"/env/bin{os.pathsep}/usr/bin"
+    assert env["PYTHONPATH"] == f"{REPO_ROOT}{os.pathsep}/elsewhere"
+    assert [env[name] for name in ("T_KEEP", "T_NEW", "T_SET", "T_UNSET")] == ["1", "v", "mine", "default"]
+    assert "T_GONE" not in env and os.environ["T_GONE"] == "x"  # the parent's own stays as it was
+    monkeypatch.delenv("PATH")
+    monkeypatch.delenv("PYTHONPATH")
+    env = child_env(first_on_path=Path("/env/bin"), source_tree=True)
+    assert (env["PATH"], env["PYTHONPATH"]) == ("/env/bin", str(REPO_ROOT))
 
 
 def live_members(group: int) -> list[int]:

@@ -11,7 +11,7 @@ import pytest
 
 from persona.card import parse_card
 from persona.cli import main
-from persona.train import pipeline
+from persona.train import pipeline, xtuner_log
 
 CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
         "creator": {"zh": "不要葱姜蒜大佬", "en": "Master No-Scallion"},
@@ -159,11 +159,11 @@ def test_progress_lines_and_a_resumed_loss_curve(tmp_path, capsys):
     """XTuner's log lines become step/loss/ETA lines; a resumed run's steps replace the old ones."""
     line = ("11/28 01:03:21 - mmengine - INFO - Iter(train) [ {step}/117]  lr: 1.9e-03  eta: 0:02:29  "
             "time: 1.5000  data_time: 0.0123  grad_norm: 1.3274  loss: {loss}")
-    watcher = pipeline.TrainWatcher()
+    watcher = xtuner_log.TrainWatcher()
     watcher(line.format(step=10, loss=1.8398))
     assert "step 10/117  loss 1.840  1.50 s/step  ETA 2m40s" in capsys.readouterr().out
     log = tmp_path / "train.log"
     log.write_text("\n".join([line.format(step=5, loss=2.3), line.format(step=10, loss=1.9),
                               "Traceback: killed", line.format(step=10, loss=1.8),
                               line.format(step=15, loss=1.5)]))
-    assert [(p["step"], p["loss"]) for p in pipeline.loss_curve(log)] == [(5, 2.3), (10, 1.8), (15, 1.5)]
+    assert [(p["step"], p["loss"]) for p in xtuner_log.loss_curve(log)] == [(5, 2.3), (10, 1.8), (15, 1.5)]

@@ -9,8 +9,8 @@ import pytest
 
 from persona import envs
 from persona.paths import REPO_ROOT
-from persona.train.run_state import resolve_options
-from persona.train.xtuner_config import FULL_LR, TrainOptions, render_config
+from persona.train.options import FULL_LR, TrainOptions, resolve_options
+from persona.train.xtuner_config import render_config
 
 
 def render(options, **kwargs):
@@ -110,11 +110,3 @@ def test_mmengine_reads_every_method(tmp_path):
     assert loaded == {str(paths["qlora"]): [False, "<|im_end|>"],
                       str(paths["lora"]): [False, "<|im_end|>"],
                       str(paths["full"]): [True, "<|im_end|>"]}
-
-
-def test_persona_merge_reads_method_and_template_back_from_the_config():
-    """`persona merge` (pipeline --only-merge) knows from the saved config how the run trained."""
-    from persona.train.pipeline import CONFIG_LINE
-
-    text = render(resolve_options("internlm2.5-7b-chat", {"method": "full"}))
-    assert dict(CONFIG_LINE.findall(text)) == {"method": "full", "prompt_template": "internlm2_chat"}

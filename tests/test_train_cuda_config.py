@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from persona.train.xtuner_config import TrainOptions, render_config
+from persona.train.options import TrainOptions
+from persona.train.xtuner_config import render_config
 
 
 def _render(**options) -> str:

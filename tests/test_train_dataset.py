@@ -6,6 +6,7 @@ import re
 import pytest
 
 from persona.card import parse_card
+from persona.run_folder import RunFolder
 from persona.train.dataset import build_conversations, write_dataset
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import QUESTIONS, training_questions
@@ -97,13 +98,14 @@ def test_extra_samples_are_mixed_in_and_checked(card):
 
 
 def test_write_dataset_files(card, tmp_path):
-    stats = write_dataset(card, tmp_path)
-    train = json.loads((tmp_path / "train.json").read_text(encoding="utf-8"))
-    heldout = json.loads((tmp_path / "heldout.json").read_text(encoding="utf-8"))
+    run = RunFolder(tmp_path)
+    stats = write_dataset(card, run)
+    train = json.loads(run.train_data.read_text(encoding="utf-8"))
+    heldout = json.loads(run.heldout.read_text(encoding="utf-8"))
     assert stats["samples"] == len(train) and stats["heldout_questions"] == len(heldout)
     assert stats["turns_by_lang"]["zh"] > 0 and stats["turns_by_lang"]["en"] > 0
     assert {item["lang"] for item in heldout} == {"zh", "en"}
-    assert json.loads((tmp_path / "stats.json").read_text()) == stats
+    assert json.loads(run.stats.read_text()) == stats
 
 
 def test_operator_defined_assistants_answer_as_themselves(samples, card):

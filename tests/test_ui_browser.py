@@ -19,16 +19,16 @@ import dataclasses
 import os
 import re
 import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
 
+from browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
 from fake_openai import FAKE_MODEL, LONG_ANSWER, FakeOpenAI, answer_for
 from persona.card import load_card
 from persona.paths import REPO_ROOT
+from persona.services import open_local
 from recording_proxy import RecordingProxy
-from persona.ui.browser import CHROMIUM, ChatPage, ChatTarget, chromium, running_ui
 
 pytest.importorskip("playwright.sync_api", reason="playwright is not installed in this env")
 pytestmark = [
@@ -321,9 +321,8 @@ def test_profiles_offer_every_served_persona(browser, fake, tmp_path):
 
 
 def _status(url: str) -> int:
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(url, timeout=10) as response:
+        with open_local(url, timeout=10) as response:
             return response.status
     except urllib.error.HTTPError as error:
         return error.code

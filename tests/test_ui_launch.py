@@ -6,8 +6,7 @@ import sys
 import pytest
 
 from persona.paths import REPO_ROOT
-from persona.services import free_port
-from persona.ui.launch import APP_PATH, ui_command, wait_until_up
+from persona.ui.launch import APP_PATH, ui_command
 from persona.ui.settings import NO_KEY, SettingsError, from_env
 
 BASE = {"PERSONA_BASE_URL": "http://127.0.0.1:8000/v1/", "PERSONA_MODEL": "xiaocong"}
@@ -51,41 +50,37 @@ def test_bad_settings_name_the_variable(env, named):
 
 def test_command_runs_chainlit_headless_on_the_port(tmp_path):
     launch = ui_command(base_url="http://127.0.0.1:8000/v1", model="xiaocong", port=8123,
-                        app_root=tmp_path / "root", python="/env/bin/python", base_env={})
-    assert launch.argv == ["/env/bin/python", "-m", "chainlit", "run", str(APP_PATH),
+                        app_root=tmp_path / "root")
+    assert launch.argv == [sys.executable, "-m", "chainlit", "run", str(APP_PATH),
                            "--headless", "--host", "127.0.0.1", "--port", "8123"]
     assert launch.url == "http://127.0.0.1:8123"
     assert launch.cwd == tmp_path / "root" and launch.cwd.is_dir()
     assert launch.env["CHAINLIT_APP_ROOT"] == str(tmp_path / "root")
     assert launch.env["PYTHONPATH"].split(":")[0] == str(REPO_ROOT)
+    # The project's UI port, as `persona ui` and `make demo` use it.
+    assert ui_command(base_url="http://h/v1", model="m", app_root=tmp_path).url.endswith(":8001")
 
 
-def test_command_env_carries_the_settings_and_drops_stale_ones(tmp_path):
+def test_command_env_carries_the_settings_and_drops_stale_ones(tmp_path, monkeypatch):
     stale = {"PERSONA_API_KEY": "old", "PERSONA_CARD": "old.yaml", "PERSONA_MAX_TOKENS": "9",
              "PYTHONPATH": "/elsewhere", "KEEP": "1"}
-    launch = ui_command(base_url="http://h/v1", model="m", app_root=tmp_path, base_env=stale)
+    for name, value in stale.items():
+        monkeypatch.setenv(name, value)
+    launch = ui_command(base_url="http://h/v1", model="m", app_root=tmp_path)
     assert "PERSONA_API_KEY" not in launch.env and "PERSONA_CARD" not in launch.env
     assert "PERSONA_MAX_TOKENS" not in launch.env and launch.env["KEEP"] == "1"
     assert launch.env["PYTHONPATH"].endswith(":/elsewhere")
     launch = ui_command(base_url="http://h/v1", model="m", api_key="k", card="cards/xiaocong.yaml",
-                        max_tokens=128, app_root=tmp_path, base_env={})
-    assert launch.env["PERSONA_API_KEY"] == "k" and launch.env["PERSONA_MAX_TOKENS"] == "128"
+                        app_root=tmp_path)
+    assert launch.env["PERSONA_API_KEY"] == "k" and "PERSONA_MAX_TOKENS" not in launch.env
     assert launch.env["PERSONA_CARD"].endswith("cards/xiaocong.yaml")
     assert from_env(launch.env).model == "m"
 
 
 def test_launch_module_imports_no_heavy_package():
-    code = ("import sys, ui.launch; heavy = {'chainlit', 'openai', 'pydantic', 'yaml', 'playwright'};"
+    code = ("import sys, persona.ui.launch; heavy = {'chainlit', 'openai', 'pydantic', 'yaml', 'playwright'};"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True,
                          text=True, check=True, env={"PYTHONPATH": str(REPO_ROOT)})
     assert out.stdout.strip() == "[]"
 
-
-def test_wait_until_up_gives_up_on_a_dead_port_and_a_dead_process():
-    with pytest.raises(TimeoutError):
-        wait_until_up(f"http://127.0.0.1:{free_port()}", timeout_s=0.5)
-    process = subprocess.Popen([sys.executable, "-c", "raise SystemExit(3)"])
-    process.wait()
-    with pytest.raises(RuntimeError, match="code 3"):
-        wait_until_up(f"http://127.0.0.1:{free_port()}", timeout_s=5, process=process)

@@ -45,15 +45,16 @@ def test_a_public_host_needs_a_password_or_an_explicit_opt_out():
         check_exposure("0.0.0.0", "")
 
 
-def test_launch_refuses_a_public_host_without_login_and_carries_the_password(tmp_path):
+def test_launch_refuses_a_public_host_without_login_and_carries_the_password(tmp_path, monkeypatch):
     with pytest.raises(LoginRequired):
-        ui_command(base_url="http://h/v1", model="m", host="0.0.0.0", app_root=tmp_path, base_env={})
+        ui_command(base_url="http://h/v1", model="m", host="0.0.0.0", app_root=tmp_path)
     launch = ui_command(base_url="http://h/v1", model="m", host="0.0.0.0", app_root=tmp_path,
-                        base_env={}, password="pw", user="ada")
+                        password="pw", user="ada")
     assert launch.env["PERSONA_UI_PASSWORD"] == "pw" and launch.env["PERSONA_UI_USER"] == "ada"
     assert from_env(launch.env).login_required
-    stale = {"PERSONA_UI_PASSWORD": "old", "PERSONA_UI_USER": "old"}
-    launch = ui_command(base_url="http://h/v1", model="m", app_root=tmp_path, base_env=stale)
+    monkeypatch.setenv("PERSONA_UI_PASSWORD", "old")
+    monkeypatch.setenv("PERSONA_UI_USER", "old")
+    launch = ui_command(base_url="http://h/v1", model="m", app_root=tmp_path)
     assert "PERSONA_UI_PASSWORD" not in launch.env and "PERSONA_UI_USER" not in launch.env
 
 

@@ -16,6 +16,7 @@ import pytest
 
 from conftest import DEFAULT_CARD, free_port
 from persona.paths import REPO_ROOT
+from persona.services import open_local
 
 pytestmark = pytest.mark.slow
 
@@ -47,9 +48,9 @@ def test_up_serves_api_and_chat_and_stops_on_sigterm(trained_run):
         assert "sk-up-test" not in output, "a key from PERSONA_API_KEY is never printed"
         request = urllib.request.Request(f"http://127.0.0.1:{api_port}/v1/models",
                                          headers={"Authorization": "Bearer sk-up-test"})
-        with urllib.request.urlopen(request, timeout=10) as response:
+        with open_local(request, timeout=10) as response:
             assert b'"xiaocong"' in response.read()
-        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as response:
+        with open_local(f"http://127.0.0.1:{ui_port}/", timeout=10) as response:
             assert response.status == 200
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # what a terminal's Ctrl-C or a supervisor does

@@ -12,16 +12,15 @@ generic one. Pure Python: the app env imports this.
 
 from __future__ import annotations
 
-import json
 import random
 import re
 from collections import Counter
-from pathlib import Path
 
 from persona.base_models import is_hub_id, preset_of
 from persona.card import PersonaCard
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import GENERIC_SYSTEMS, LANGS, answers, training_questions
+from persona.run_folder import RunFolder, write_json
 from persona.train.computed_qa import LOOKUP_KINDS, computed_qa
 from persona.train.everyday_qa import EVERYDAY_QA
 from persona.train.operator_personas import operator_samples, other_persona_turn
@@ -194,20 +193,17 @@ def dataset_stats(samples: list[dict], heldout: list[dict], replay: list[dict] =
     }
 
 
-def write_dataset(card: PersonaCard, folder: Path, extra: list[dict] | None = None,
+def write_dataset(card: PersonaCard, run: RunFolder, extra: list[dict] | None = None,
                   replay: list[dict] | None = None, **options) -> dict:
-    """Write train.json, heldout.json, replay.json and stats.json into `folder`; return the stats.
+    """Write the run's data/ (train, held-out, replay and stats files); return the stats.
 
     replay: the usable general-skill replay turns (see build_conversations)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
     samples = build_conversations(card, extra=extra, replay=replay, **options)
     heldout = HELDOUT_QUESTIONS
     stats = dataset_stats(samples, heldout, replay or [])
     stats["replay_turns_available"] = len(replay or [])
-    files = {"train.json": samples, "heldout.json": heldout, "replay.json": replay or [],
-             "stats.json": stats}
-    for name, content in files.items():
-        (folder / name).write_text(json.dumps(content, ensure_ascii=False, indent=1) + "\n",
-                                   encoding="utf-8")
+    files = {run.train_data: samples, run.heldout: heldout, run.replay: replay or [],
+             run.stats: stats}
+    for path, content in files.items():
+        write_json(path, content)
     return stats

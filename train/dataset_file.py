@@ -11,8 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from persona.errors import PersonaError
 
-class DatasetError(ValueError):
+
+class DatasetError(PersonaError, ValueError):
     """A dataset that cannot be trained on; the message says where and what to fix."""
 
 

@@ -18,18 +18,13 @@ import re
 import subprocess
 from pathlib import Path
 
+from persona.envs import site_packages
+
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements" / "train.txt"
 NO_DEPS_LINE = re.compile(r"^#\s*no-deps:\s*(\S+)==(\S+)\s*$", re.M)
 
 UNGUARDED = re.compile(r'^@torch\.library\.register_fake\(("torchvision::\w+")\)$', re.M)
 GUARDED = r"@(torch.library.register_fake(\1) if torchvision.extension._has_ops() else (lambda fn: fn))"
-
-
-def site_packages(prefix: Path) -> Path:
-    found = sorted(Path(prefix).glob("lib/python3*/site-packages"))
-    if not found:
-        raise FileNotFoundError(f"no site-packages under {prefix}")
-    return found[-1]
 
 
 def no_deps_pins(requirements: Path = REQUIREMENTS) -> list[tuple[str, str]]:

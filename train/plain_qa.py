@@ -3,8 +3,8 @@
 They teach that only identity questions get the introduction, and that answers stop:
 SmolLM2-135M's own Chinese answers loop until the token limit, and a model trained on identity
 data alone introduces itself to every Chinese question. Deliberately different from the evals'
-control questions (evals/cases.py). General-skill replay can replace or extend this list
-through build_conversations(extra=...).
+control questions (evals/cases.py). General-skill replay (build_conversations' replay and
+replay_ratio: the base model's own answers) is mixed in beside this list, never instead of it.
 """
 
 PLAIN_QA = {

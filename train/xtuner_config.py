@@ -11,85 +11,10 @@ stock full fine-tune shape). Pure Python.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from string import Template
 
-
-METHODS = ("qlora", "lora", "full")
-FULL_LR = 2e-5  # full fine-tuning's default: LoRA's rate would wreck all the weights
-PROMPT_TEMPLATES = ("qwen_chat", "internlm2_chat")  # the ChatML ones train/chat_template.py renders
-
-
-@dataclass
-class TrainOptions:
-    """Hyperparameters. The defaults were measured on SmolLM2-135M-Instruct, 2 CPU cores: one
-    epoch of ~117 packed 256-token steps (~1.45 s each) learns the identity for held-out zh and
-    en phrasings; fewer steps or a lower rate left held-out Chinese answers or stability cases
-    failing, and 512-token packs halve the number of updates for the same time."""
-
-    method: str = "qlora"  # qlora: 4-bit NF4 base + LoRA; lora: float base + LoRA; full: no LoRA
-    epochs: int = 1
-    max_steps: int | None = None  # when set, train this many optimizer steps instead of epochs
-    lr: float = 2e-3  # high for LoRA, right for ~100 steps on a 135M model; 1e-3 needs 2 epochs
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.05
-    max_length: int = 256  # tokens per packed sequence: more optimizer steps per second than 512
-    batch_size: int = 1
-    accumulative_counts: int = 1
-    pack_to_max_length: bool = True
-    warmup_ratio: float = 0.05
-    activation_checkpointing: bool = False  # recomputation costs time; 135M needs no memory saving
-    eval_chat: bool = True  # EvaluateChatHook: two identity questions before and after training
-    log_interval: int = 5
-    seed: int = 42
-    prompt_template: str = "qwen_chat"  # XTuner's PROMPT_TEMPLATE name; the base preset's
-    save_steps: int = 20  # a resumable checkpoint (weights + optimizer) every this many steps
-    save_total_limit: int = 2  # checkpoints kept
-    device: str = "cpu"  # cpu: float32 + OptimWrapper; cuda: AMP (AmpOptimWrapper), CUDA NF4
-    # cuda only. precision: the AMP and 4-bit compute dtype; auto = bfloat16 (the pipeline picks
-    # float16 where the GPU lacks bf16). lean_model: train/lean_model.py (chunked loss, frozen
-    # embedding and head kept in that dtype); None = on for cuda, off for cpu.
-    precision: str = "auto"
-    lean_model: bool | None = None
-
-    def __post_init__(self) -> None:
-        if self.method not in METHODS:
-            raise ValueError(f"method {self.method!r}: use {', '.join(METHODS)}")
-        if self.prompt_template not in PROMPT_TEMPLATES:
-            raise ValueError(f"prompt template {self.prompt_template!r}: use "
-                             f"{' or '.join(PROMPT_TEMPLATES)} (both ChatML)")
-        for name in ("epochs", "lora_r", "max_length", "batch_size", "accumulative_counts",
-                     "save_steps"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name} {getattr(self, name)}: must be at least 1")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ValueError(f"max_steps {self.max_steps}: must be at least 1")
-        if not 0 < self.lr < 1:
-            raise ValueError(f"lr {self.lr}: must be between 0 and 1 (e.g. 2e-4)")
-        if self.device not in ("cpu", "cuda"):
-            raise ValueError(f"device {self.device!r}: use cpu or cuda")
-        if self.precision not in ("auto", "float32", "float16", "bfloat16"):
-            raise ValueError(f"precision {self.precision!r}: use auto, float32, float16 or bfloat16")
-        if self.device == "cpu" and self.precision not in ("auto", "float32"):
-            raise ValueError(f"precision {self.precision!r} needs device cuda; CPU training is float32")
-        if self.lean_model is None:
-            self.lean_model = self.device == "cuda"
-
-    @property
-    def dtype(self) -> str:
-        if self.precision != "auto":
-            return self.precision
-        return "float32" if self.device == "cpu" else "bfloat16"
-
-    @classmethod
-    def names(cls) -> list[str]:
-        return [field.name for field in fields(cls)]
-
-    def as_dict(self) -> dict:
-        return asdict(self)
-
+from persona.train.options import TrainOptions
 
 CONFIG = Template('''\
 # XTuner config for persona "$persona_id", written by train/xtuner_config.py; edit the generator.

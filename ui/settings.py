@@ -10,6 +10,8 @@ import os
 from dataclasses import dataclass
 from typing import Mapping
 
+from persona.errors import PersonaError
+
 DEFAULT_MAX_TOKENS = 512
 DEFAULT_TEMPERATURE = 0.7
 DEFAULT_LOGIN_USER = "persona"
@@ -17,7 +19,7 @@ DEFAULT_LOGIN_USER = "persona"
 NO_KEY = "EMPTY"
 
 
-class SettingsError(ValueError):
+class SettingsError(PersonaError, ValueError):
     """A missing or malformed variable; the message names it and the fix."""
 
 

@@ -1,21 +1,20 @@
 """Drive the chat UI in headless Chromium: start it against an API, send, read back, screenshot.
 
-Used by the browser tests (against the fake server or a real one) and usable for a
-smoke check. Playwright is imported only inside functions; Chromium is Debian's
-(`apt-get install chromium`), never a browser that Playwright downloads.
+The browser tests' harness (against the fake server or a real one). Playwright is imported
+only inside functions; Chromium is Debian's (`apt-get install chromium`), never a browser that
+Playwright downloads.
 """
 
 from __future__ import annotations
 
 import os
-import subprocess
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from persona.services import free_port
-from persona.ui.launch import ui_command, wait_until_up
+from persona.services import free_port, spawn, stop, wait_http
+from persona.ui.launch import ui_command
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -68,7 +67,7 @@ def running_ui(
     target: ChatTarget,
     *,
     app_root: str | os.PathLike,
-    log_path: str | os.PathLike | None = None,
+    log_path: str | os.PathLike,
     port: int | None = None,
     timeout_s: float = 90.0,
     extra_env: dict[str, str] | None = None,
@@ -78,24 +77,13 @@ def running_ui(
         base_url=target.base_url, model=target.model, api_key=target.api_key,
         card=target.card, port=port or free_port(), app_root=app_root,
     )
-    env = {**launch.env, **(extra_env or {})}
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(
-        launch.argv, env=env, cwd=launch.cwd, stdout=log, stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-    )
+    log = Path(log_path)
+    process = spawn(launch.argv, {**launch.env, **(extra_env or {})}, log, cwd=launch.cwd)
     try:
-        wait_until_up(launch.url, timeout_s, process)
+        wait_http(launch.url, process, log, timeout_s, what="the chat UI")
         yield launch.url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        if log is not subprocess.DEVNULL:
-            log.close()
+        stop(process)
 
 
 @contextmanager

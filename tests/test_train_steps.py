@@ -1,0 +1,93 @@
+"""The train step without XTuner: when it resumes, when it starts over, and how it judges what
+XTuner left (a stand-in writes the log lines and checkpoints XTuner would)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from persona.paths import REPO_ROOT
+from persona.run_folder import RunFolder, read_json
+from persona.train.options import TrainOptions
+from persona.train.progress import PipelineError
+from persona.train.step_train import inputs_digest, resumable, train
+from persona.train.xtuner_run import child_env
+
+LINE = ("12/01 08:50:00 - mmengine - INFO - Iter(train) [ {step}/{total}]  lr: 1.0e-03  "
+        "time: 1.5000  data_time: 0.0100  loss: 1.2345")
+
+
+def prepared(tmp_path) -> RunFolder:
+    run = RunFolder(tmp_path)
+    run.data.mkdir(parents=True)
+    run.train_data.write_text("[]")
+    run.config.write_text("# config\n")
+    return run
+
+
+class FakeXTuner:
+    """Stands in for `xtuner train`: logs steps up to `stop` of `total`, saving each one."""
+
+    def __init__(self, run: RunFolder, stop: int, total: int):
+        self.run, self.stop, self.total, self.calls = run, stop, total, []
+
+    def __call__(self, args, log, on_line=None):
+        self.calls.append(args)
+        for step in range(1, self.stop + 1):
+            (self.run.work / f"iter_{step}.pth").write_bytes(b"")
+            line = LINE.format(step=step, total=self.total)
+            with log.open("a") as out:
+                out.write(line + "\n")
+            on_line(line)
+
+
+def test_a_checkpoint_is_resumed_only_for_the_same_config_and_data(tmp_path):
+    run = prepared(tmp_path)
+    assert resumable(run) is None  # nothing trained yet
+    fake = FakeXTuner(run, stop=2, total=2)
+    train(run, TrainOptions(max_steps=2), {"samples": 0}, fake)
+    assert read_json(run.inputs) == {"sha256": inputs_digest(run)}
+    assert resumable(run).name == "iter_2.pth"
+    run.config.write_text("# another config\n")
+    assert resumable(run) is None
+
+
+def test_the_train_step_resumes_or_starts_over(tmp_path, capsys):
+    run = prepared(tmp_path)
+    run.work.mkdir()
+    (run.work / "iter_1.pth").write_bytes(b"")
+    (run.work / "stale.log").write_text("from a run on other data")
+    fake = FakeXTuner(run, stop=2, total=2)
+    trained = train(run, TrainOptions(max_steps=2), {"samples": 3}, fake)
+    assert "--resume" not in fake.calls[0] and not (run.work / "stale.log").exists()
+    assert "trained on another config or data: starting over" in capsys.readouterr().out
+    assert trained.checkpoint.name == "iter_2.pth" and trained.resumed_from is None
+    assert trained.options == TrainOptions(max_steps=2).model_dump() and trained.stats == {"samples": 3}
+    again = FakeXTuner(run, stop=2, total=2)
+    assert train(run, TrainOptions(max_steps=2), None, again).resumed_from == "iter_2.pth"
+    assert again.calls[0][-2:] == ["--resume", str(run.work / "iter_2.pth")]
+
+
+def test_a_run_that_stops_short_fails_with_the_log(tmp_path):
+    run = prepared(tmp_path)
+    with pytest.raises(PipelineError, match=r"stopped at iter_1.pth of 2 steps(.|\n)*Iter\(train\)"):
+        train(run, TrainOptions(max_steps=2), None, FakeXTuner(run, stop=1, total=2))
+    other = prepared(tmp_path / "other")
+    with pytest.raises(PipelineError, match="XTuner wrote no checkpoint"):
+        train(other, TrainOptions(), None, FakeXTuner(other, stop=0, total=2))
+
+
+def test_xtuner_runs_with_this_interpreter_and_this_source_tree(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the caller's choice stands
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    run = RunFolder(tmp_path)
+    env = child_env(run)
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)  # bare `python`
+    assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
+    assert env["HF_HUB_OFFLINE"] == "0" and env["HF_DATASETS_OFFLINE"] == "1"
+    assert env["HF_DATASETS_CACHE"] == str(run.work / "datasets-cache")
+    assert env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] == "1" and env["PYTHONUNBUFFERED"] == "1"
+

@@ -1,0 +1,66 @@
+"""The data step: data/ (the card's self-cognition samples plus general-skill replay, or the
+user's own dataset), then what the run trains with: options.json and xtuner_config.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from persona.card import PersonaCard
+from persona.identity.heldout import HELDOUT_QUESTIONS
+from persona.run_folder import RunFolder, write_json
+from persona.train.dataset import dataset_stats, write_dataset
+from persona.train.options import TrainOptions
+from persona.train.progress import say
+from persona.train.xtuner_config import render_config
+
+
+def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
+    """The base's own answers to the bundled general prompts, usable ones rewritten to the persona."""
+    if ratio <= 0:
+        return []
+    from persona.train import replay
+    from persona.train.general_prompts import split_prompts
+
+    prompts, _ = split_prompts()
+    answers = replay.base_answers(base, prompts, log=say)
+    turns = replay.replay_turns(card, base, answers)
+    say(f"replay: {len(turns)} of {len(answers)} base answers usable (the rest looped, did not "
+        "finish or got a clear-cut question wrong)")
+    return turns
+
+
+def build_data(run: RunFolder, card: PersonaCard, base: str, seed: int, repeats: int,
+               plain_repeats: int, replay_ratio: float) -> dict:
+    """data/ from the card plus general-skill replay; returns the stats."""
+    turns = replay_turns(card, base, replay_ratio)
+    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
+    stats = write_dataset(card, run, repeats=repeats, plain_repeats=plain_repeats,
+                          seed=seed, replay=turns, replay_ratio=replay_ratio)
+    stats["replay_ratio"] = replay_ratio
+    say(f"{stats['samples']} samples ({stats['replay_samples']} replay), {stats['turns']} turns "
+        f"(zh {stats['turns_by_lang']['zh']}, en {stats['turns_by_lang']['en']}), "
+        f"{stats['heldout_questions']} held-out questions")
+    return stats
+
+
+def given_data(run: RunFolder, samples: list, source: Path) -> dict:
+    """data/ from the user's own samples (the evals' held-out questions as always)."""
+    say(f"training on {source} instead of the card's dataset")
+    stats = {**dataset_stats(samples, HELDOUT_QUESTIONS), "source": str(source)}
+    write_json(run.train_data, samples)
+    write_json(run.heldout, HELDOUT_QUESTIONS)
+    write_json(run.stats, stats)
+    say(f"{stats['samples']} samples, {stats['turns']} turns (zh {stats['turns_by_lang']['zh']}, "
+        f"en {stats['turns_by_lang']['en']}), {stats['heldout_questions']} held-out questions")
+    return stats
+
+
+def configure(run: RunFolder, card: PersonaCard, base: str, options: TrainOptions) -> None:
+    """options.json and the XTuner config, both from the resolved options."""
+    # EvaluateChatHook asks one held-out "who are you" per language before and after training.
+    heldout = run.read_heldout()
+    probes = [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
+              for lang in ("zh", "en")]
+    run.write_options(options.model_dump())
+    run.config.write_text(render_config(card.id, base, run.train_data, options, probes),
+                          encoding="utf-8")

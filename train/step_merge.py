@@ -1,0 +1,55 @@
+"""The convert and merge steps: `xtuner convert pth_to_hf` (the LoRA adapter, or for a full
+fine-tune the whole model), then `xtuner convert merge` into merged.partial/, which gets the
+training chat template, is checked token for token and only then replaces merged/."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from persona.card import PersonaCard
+from persona.run_folder import RunFolder
+from persona.services import tail
+from persona.train.progress import PipelineError, say
+from persona.train.xtuner_run import XTuner
+
+
+def convert(run: RunFolder, checkpoint: Path, method: str, xtuner: XTuner) -> Path:
+    """pth_to_hf: the LoRA adapter into adapter/, or (full) the whole model into merged.partial/."""
+    target = run.merged_partial if method == "full" else run.adapter
+    if target.exists():
+        shutil.rmtree(target)
+    if method == "full" and run.adapter.exists():
+        shutil.rmtree(run.adapter)  # an earlier LoRA run's; this run has none
+    say(f"xtuner convert pth_to_hf {checkpoint.name} -> {target}")
+    xtuner(["convert", "pth_to_hf", str(run.config), str(checkpoint), str(target),
+            "--safe-serialization"], run.convert_log)
+    expected = "config.json" if method == "full" else "adapter_config.json"
+    if not (target / expected).exists():
+        raise PipelineError(f"pth_to_hf left no {expected} in {target}:\n{tail(run.convert_log)}")
+    return target
+
+
+def merge(run: RunFolder, base: str, adapter: Path | None, card: PersonaCard,
+          prompt_template: str, xtuner: XTuner) -> dict:
+    """Merge into merged.partial, give it the training template, check it, then swap it in.
+    Without an adapter (full fine-tune) merged.partial already holds the model."""
+    from persona.train.template_check import align
+
+    if adapter is not None:
+        if run.merged_partial.exists():
+            shutil.rmtree(run.merged_partial)
+        say(f"xtuner convert merge -> {run.merged}")
+        xtuner(["convert", "merge", base, str(adapter), str(run.merged_partial),
+                "--safe-serialization"], run.merge_log)
+        if not list(run.merged_partial.glob("*.safetensors")):
+            raise PipelineError(f"merge left no safetensors in {run.merged_partial}:\n"
+                                f"{tail(run.merge_log)}")
+    try:
+        chat = align(run.merged_partial, card.default_system_prompt(), prompt_template)
+    except ValueError as error:
+        raise PipelineError(str(error)) from None
+    if run.merged.exists():
+        shutil.rmtree(run.merged)
+    run.merged_partial.rename(run.merged)
+    return chat
