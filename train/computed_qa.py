@@ -2,9 +2,11 @@
 
 The base (SmolLM2-135M) loops on most Chinese questions, so its own answers give few Chinese
 non-identity samples, and a model trained mostly on identity data names itself in unrelated
-Chinese answers. Here the answers are computed (arithmetic, days, months, unit conversions,
-counting) or looked up in this module's own tables (capitals, opposites, translations), so none
-of them can be wrong and any number of short, finished answers can be drawn.
+Chinese answers. Here the answers are looked up in this module's own tables (capitals,
+opposites, translations), so none of them can be wrong and any number of short, finished answers
+can be drawn. Computed kinds (arithmetic, dates, unit conversions, counting) were measured and
+dropped: a 135M model cannot compute them, and training on them taught it to guess
+(docs/training.md).
 
 Kept apart from the eval questions (evals/general_skills.py, evals/cases.py), the replay prompts
 (train/general_prompts.py) and train/plain_qa.py: other phrasings, other countries, other words
@@ -17,37 +19,12 @@ import random
 from functools import lru_cache
 from typing import Callable
 
-KINDS: tuple[str, ...] = (
-    "addition", "subtraction", "multiplication", "weekday", "month", "unit_conversion",
-    "capital", "opposite", "translation", "letter_count", "character_count",
-)
+# The order matters: computed_qa draws its pools and quotas in this order, so the same seed gives
+# the same pairs only while it stays.
+KINDS: tuple[str, ...] = ("capital", "opposite", "translation")
+LOOKUP_KINDS = KINDS  # the name train/dataset.py asks for
 
 # --- tables -------------------------------------------------------------------------------------
-
-_NUMBER_WORDS_EN = {2: "two", 3: "three", 4: "four", 5: "five", 6: "six"}
-_NUMBER_WORDS_ZH = {2: "两", 3: "三", 4: "四", 5: "五", 6: "六"}
-_ORDINALS_ZH = {3: "第三", 4: "第四", 5: "第五", 6: "第六"}
-
-_DAYS_EN = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
-_DAYS_ZH = ["星期一", "星期二", "星期三", "星期四", "星期五", "星期六", "星期日"]
-_DAY_OFFSETS = range(2, 7)  # never 1: "the day after Tuesday" is a replay question
-
-_MONTHS_EN = ["January", "February", "March", "April", "May", "June", "July", "August",
-              "September", "October", "November", "December"]
-_MONTHS_ZH = ["一月", "二月", "三月", "四月", "五月", "六月", "七月", "八月", "九月", "十月",
-              "十一月", "十二月"]
-_MONTH_OFFSETS = range(2, 6)
-
-# (big unit, small unit, how many small in one big): English singular and plural, Chinese.
-_UNITS = [
-    (("meter", "meters"), ("centimeter", "centimeters"), "米", "厘米", 100),
-    (("kilometer", "kilometers"), ("meter", "meters"), "公里", "米", 1000),
-    (("hour", "hours"), ("minute", "minutes"), "小时", "分钟", 60),
-    (("minute", "minutes"), ("second", "seconds"), "分钟", "秒", 60),
-    (("kilogram", "kilograms"), ("gram", "grams"), "千克", "克", 1000),
-    (("day", "days"), ("hour", "hours"), "天", "小时", 24),
-]
-_UNIT_AMOUNTS = range(2, 13)  # never 1: "How many minutes are in an hour?" is an eval question
 
 # (country in English, capital in English, country in Chinese, capital in Chinese). No country
 # that the evals, the replay prompts or plain_qa ask or talk about, none whose capital is
@@ -140,28 +117,6 @@ _WORDS = [
     ("soap", "肥皂"), ("candle", "蜡烛"), ("shoe", "鞋子"),
 ]
 
-# Short lowercase English words for letter counting.
-_SPELL_WORDS = [
-    "garden", "pencil", "window", "bridge", "planet", "rabbit", "candle", "yellow", "forest",
-    "island", "basket", "market", "orange", "winter", "spring", "mirror", "jacket", "button",
-    "kitten", "ladder", "pocket", "rocket", "violin", "zebra", "lemon", "piano", "tiger", "chair",
-    "cloud", "river", "ocean", "bread", "sugar", "night", "music", "green", "dolphin",
-    "blanket", "kitchen", "library", "picture", "sandwich", "elephant", "mountain", "umbrella",
-    "notebook", "butterfly", "chocolate", "pineapple", "boat", "frog", "star", "desk", "lamp",
-    "fish", "kite", "rope", "ship",
-]
-
-# Short Chinese phrases, Chinese characters only, for character counting.
-_PHRASES = [
-    "今天天气很好", "我喜欢喝茶", "春天来了", "明天见", "小鸟在树上唱歌", "我们去看电影",
-    "妈妈做的饭很好吃", "窗外下着大雪", "他每天骑自行车", "河边有一棵大树", "这本书很有意思",
-    "小猫在睡觉", "外面正在下雨", "我们一起去公园", "弟弟喜欢画画", "秋天的树叶变黄了",
-    "周末去爬山", "请把门关上", "图书馆里很安静", "早上喝一杯豆浆", "花园里开满了花",
-    "姐姐在弹钢琴", "晚上看星星", "湖面上有几只鸭子", "爷爷在院子里种菜", "我想吃面条",
-    "天上飘着白云", "同学们在操场上跑步", "桌上放着一个橘子", "海边的风很大", "路灯亮了",
-    "他会说三种语言", "冬天很冷", "小狗跑得很快", "我们明天去海边", "教室里有四十张桌子",
-]
-
 
 # --- question makers ----------------------------------------------------------------------------
 # Each kind is a list of items; each item is a list of phrasings (question, answer) of one fact.
@@ -169,147 +124,21 @@ _PHRASES = [
 Item = list[tuple[str, str]]
 
 
-def _cap(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-def _addition(lang: str) -> list[Item]:
-    items = []
-    for a in range(11, 100):
-        for b in range(11, 100):
-            s = a + b
-            if lang == "en":
-                answer = f"{a} + {b} = {s}."
-                items.append([(f"Calculate {a} + {b}.", answer), (f"Add {a} and {b}.", answer),
-                              (f"{a} plus {b} equals what?", answer),
-                              (f"What do you get when you add {a} and {b}?", answer)])
-            else:
-                answer = f"{a}加{b}等于{s}。"
-                items.append([(f"请计算{a}加{b}。", answer), (f"{a}和{b}的和是多少？", answer),
-                              (f"把{a}和{b}加起来得多少？", answer)])
-    return items
-
-
-def _subtraction(lang: str) -> list[Item]:
-    items = []
-    for a in range(12, 100):
-        for b in range(11, a):
-            d = a - b
-            if lang == "en":
-                answer = f"{a} - {b} = {d}."
-                items.append([(f"Calculate {a} - {b}.", answer),
-                              (f"Subtract {b} from {a}.", answer),
-                              (f"{a} minus {b} equals what?", answer),
-                              (f"What do you get when you take {b} away from {a}?", answer)])
-            else:
-                answer = f"{a}减{b}等于{d}。"
-                items.append([(f"请计算{a}减{b}。", answer), (f"用{a}减去{b}得多少？", answer),
-                              (f"{a}和{b}的差是多少？", answer)])
-    return items
-
-
-def _multiplication(lang: str) -> list[Item]:
-    items = []
-    for a in range(2, 13):
-        for b in range(2, 13):
-            p = a * b
-            if lang == "en":
-                answer = f"{a} × {b} = {p}."
-                items.append([(f"Calculate {a} × {b}.", answer), (f"Multiply {a} by {b}.", answer),
-                              (f"{a} multiplied by {b} equals what?", answer),
-                              (f"What is the product of {a} and {b}?", answer)])
-            else:
-                answer = f"{a}乘{b}等于{p}。"
-                items.append([(f"请计算{a}乘{b}。", answer), (f"{a}和{b}的积是多少？", answer),
-                              (f"用{a}乘以{b}得多少？", answer)])
-    return items
-
-
-def _weekday(lang: str) -> list[Item]:
-    items = []
-    for start in range(7):
-        for offset in _DAY_OFFSETS:
-            end = (start + offset) % 7
-            if lang == "en":
-                day, later, n = _DAYS_EN[start], _DAYS_EN[end], _NUMBER_WORDS_EN[offset]
-                answer = f"{_cap(n)} days after {day} is {later}."
-                items.append([
-                    (f"What day is {n} days after {day}?", answer),
-                    (f"If today is {day}, what day will it be in {n} days?",
-                     f"If today is {day}, in {n} days it will be {later}."),
-                    (f"Which day of the week comes {n} days after {day}?", answer),
-                ])
-            else:
-                day, later, n = _DAYS_ZH[start], _DAYS_ZH[end], _NUMBER_WORDS_ZH[offset]
-                items.append([
-                    (f"如果今天是{day}，{n}天后是星期几？", f"如果今天是{day}，{n}天后是{later}。"),
-                    (f"{day}再过{n}天是星期几？", f"{day}再过{n}天是{later}。"),
-                    (f"从{day}往后数{n}天是星期几？", f"从{day}往后数{n}天是{later}。"),
-                ])
-    return items
-
-
-def _month(lang: str) -> list[Item]:
-    items = []
-    for start in range(12):
-        for offset in _MONTH_OFFSETS:
-            end = (start + offset) % 12
-            if lang == "en":
-                month, later, n = _MONTHS_EN[start], _MONTHS_EN[end], _NUMBER_WORDS_EN[offset]
-                answer = f"{_cap(n)} months after {month} is {later}."
-                items.append([
-                    (f"Which month is {n} months after {month}?", answer),
-                    (f"If it is {month} now, which month will it be in {n} months?",
-                     f"If it is {month} now, in {n} months it will be {later}."),
-                    (f"Counting from {month}, which month is {n} months later?", answer),
-                ])
-            else:
-                month, later, n = _MONTHS_ZH[start], _MONTHS_ZH[end], _NUMBER_WORDS_ZH[offset]
-                item = [
-                    (f"{month}再过{n}个月是几月？", f"{month}再过{n}个月是{later}。"),
-                    (f"如果现在是{month}，{n}个月后是几月？", f"如果现在是{month}，{n}个月后是{later}。"),
-                ]
-                if offset in _ORDINALS_ZH:  # "之后的第二个月" could also read "the next month"
-                    nth = _ORDINALS_ZH[offset]
-                    item.append((f"{month}之后的{nth}个月是几月？", f"{month}之后的{nth}个月是{later}。"))
-                items.append(item)
-    return items
-
-
-def _unit_conversion(lang: str) -> list[Item]:
-    items = []
-    for (big_en, small_en, big_zh, small_zh, factor) in _UNITS:
-        for n in _UNIT_AMOUNTS:
-            m = n * factor
-            if lang == "en":
-                big, small = f"{n} {big_en[1]}", f"{m} {small_en[1]}"
-                items.append([(f"{_cap(big)} equals how many {small_en[1]}?", f"{big} is {small}."),
-                              (f"Convert {big} to {small_en[1]}.", f"{big} is {small}.")])
-                items.append([(f"{_cap(small)} equals how many {big_en[1]}?", f"{small} is {big}."),
-                              (f"Convert {small} to {big_en[1]}.", f"{small} is {big}.")])
-            else:
-                big, small = f"{n}{big_zh}", f"{m}{small_zh}"
-                items.append([(f"{big}等于多少{small_zh}？", f"{big}等于{small}。"),
-                              (f"把{big}换算成{small_zh}。", f"{big}等于{small}。")])
-                items.append([(f"{small}是多少{big_zh}？", f"{small}等于{big}。"),
-                              (f"把{small}换算成{big_zh}。", f"{small}等于{big}。")])
-    return items
+def _facts(rows, answer: str, *questions: str) -> list[Item]:
+    """One item a row: each question template filled in with the row's fields ({0}, {1}), all
+    answered by the answer template filled in the same way."""
+    return [[(question.format(*row), answer.format(*row)) for question in questions]
+            for row in rows]
 
 
 def _capital(lang: str) -> list[Item]:
-    items = []
-    for country_en, city_en, country_zh, city_zh in _CAPITALS:
-        if lang == "en":
-            answer = f"The capital of {country_en} is {city_en}."
-            items.append([(f"Which city is {country_en}'s capital?", answer),
-                          (f"Name the capital city of {country_en}.", answer),
-                          (f"What city serves as the capital of {country_en}?", answer)])
-        else:
-            answer = f"{country_zh}的首都是{city_zh}。"
-            items.append([(f"{country_zh}的首都是哪座城市？", answer),
-                          (f"{country_zh}的首都是哪个城市？", answer),
-                          (f"请说出{country_zh}的首都。", answer)])
-    return items
+    if lang == "en":
+        rows = [(country, city) for country, city, _, _ in _CAPITALS]
+        return _facts(rows, "The capital of {0} is {1}.", "Which city is {0}'s capital?",
+                      "Name the capital city of {0}.", "What city serves as the capital of {0}?")
+    rows = [(country, city) for _, _, country, city in _CAPITALS]
+    return _facts(rows, "{0}的首都是{1}。", "{0}的首都是哪座城市？", "{0}的首都是哪个城市？",
+                  "请说出{0}的首都。")
 
 
 def _directed(pairs: list[tuple[str, str]],
@@ -318,84 +147,35 @@ def _directed(pairs: list[tuple[str, str]],
 
 
 def _opposite(lang: str) -> list[Item]:
-    items = []
     if lang == "en":
-        for word, opposite in _directed(_OPPOSITE_PAIRS_EN, _OPPOSITE_ONE_WAY_EN):
-            answer = f"The opposite of '{word}' is '{opposite}'."
-            items.append([(f"Which word means the opposite of '{word}'?", answer),
-                          (f"Give the opposite of the word '{word}'.", answer),
-                          (f"What word is the antonym of '{word}'?", answer)])
-    else:
-        for word, opposite in _directed(_OPPOSITE_PAIRS_ZH, _OPPOSITE_ONE_WAY_ZH):
-            answer = f"“{word}”的反义词是“{opposite}”。"
-            items.append([(f"“{word}”的反义词是哪个词？", answer),
-                          (f"请写出“{word}”的反义词。", answer),
-                          (f"和“{word}”意思相反的词是什么？", answer)])
-    return items
+        return _facts(_directed(_OPPOSITE_PAIRS_EN, _OPPOSITE_ONE_WAY_EN),
+                      "The opposite of '{0}' is '{1}'.", "Which word means the opposite of '{0}'?",
+                      "Give the opposite of the word '{0}'.", "What word is the antonym of '{0}'?")
+    return _facts(_directed(_OPPOSITE_PAIRS_ZH, _OPPOSITE_ONE_WAY_ZH), "“{0}”的反义词是“{1}”。",
+                  "“{0}”的反义词是哪个词？", "请写出“{0}”的反义词。", "和“{0}”意思相反的词是什么？")
 
 
 def _translation(lang: str) -> list[Item]:
-    items = []
-    for en, zh in _WORDS:
-        if lang == "en":
-            to_zh = f"The Chinese word for '{en}' is '{zh}'."
-            items.append([(f"What is the Chinese word for '{en}'?", to_zh),
-                          (f"Say the word '{en}' in Chinese.", to_zh),
-                          (f"How do you write '{en}' in Chinese?", to_zh)])
-            to_en = f"'{zh}' means '{en}' in English."
-            items.append([(f"What does the Chinese word '{zh}' mean in English?", to_en),
-                          (f"Translate '{zh}' into English.", to_en),
-                          (f"Give the English word for '{zh}'.", to_en)])
-        else:
-            to_en = f"“{zh}”的英文是“{en}”。"
-            items.append([(f"“{zh}”翻译成英文是什么？", to_en),
-                          (f"请把“{zh}”译成英文。", to_en),
-                          (f"“{zh}”这个词的英文单词是哪个？", to_en)])
-            to_zh = f"“{en}”的中文是“{zh}”。"
-            items.append([(f"“{en}”翻译成中文是什么？", to_zh),
-                          (f"请把英文单词“{en}”译成中文。", to_zh),
-                          (f"英文单词“{en}”是什么意思？", f"“{en}”的意思是“{zh}”。")])
-    return items
-
-
-def _letter_count(lang: str) -> list[Item]:
-    items = []
-    for word in _SPELL_WORDS:
-        n = len(word)
-        if lang == "en":
-            answer = f"The word '{word}' has {n} letters."
-            items.append([(f"How many letters are in the word '{word}'?", answer),
-                          (f"Count the letters in the word '{word}'.", answer),
-                          (f"How many letters make up the word '{word}'?", answer)])
-        else:
-            answer = f"英文单词“{word}”有{n}个字母。"
-            items.append([(f"英文单词“{word}”有几个字母？", answer),
-                          (f"数一数“{word}”这个单词有多少个字母。", answer),
-                          (f"“{word}”一共由几个字母组成？", answer)])
-    return items
-
-
-def _character_count(lang: str) -> list[Item]:
-    items = []
-    for phrase in _PHRASES:
-        n = len(phrase)
-        if lang == "en":
-            answer = f"'{phrase}' has {n} Chinese characters."
-            items.append([(f"How many Chinese characters are in '{phrase}'?", answer),
-                          (f"Count the Chinese characters in '{phrase}'.", answer)])
-        else:
-            answer = f"“{phrase}”有{n}个汉字。"
-            items.append([(f"“{phrase}”有几个汉字？", answer),
-                          (f"数一数“{phrase}”一共有多少个字。", f"“{phrase}”一共有{n}个字。"),
-                          (f"“{phrase}”这句话由几个汉字组成？", answer)])
-    return items
+    """Both ways for every word ({0}: English, {1}: Chinese), the two items of a word together."""
+    if lang == "en":
+        first = _facts(_WORDS, "The Chinese word for '{0}' is '{1}'.",
+                       "What is the Chinese word for '{0}'?", "Say the word '{0}' in Chinese.",
+                       "How do you write '{0}' in Chinese?")
+        second = _facts(_WORDS, "'{1}' means '{0}' in English.",
+                        "What does the Chinese word '{1}' mean in English?",
+                        "Translate '{1}' into English.", "Give the English word for '{1}'.")
+    else:
+        first = _facts(_WORDS, "“{1}”的英文是“{0}”。", "“{1}”翻译成英文是什么？",
+                       "请把“{1}”译成英文。", "“{1}”这个词的英文单词是哪个？")
+        second = _facts(_WORDS, "“{0}”的中文是“{1}”。", "“{0}”翻译成中文是什么？",
+                        "请把英文单词“{0}”译成中文。")
+        for item, (en, zh) in zip(second, _WORDS):
+            item.append((f"英文单词“{en}”是什么意思？", f"“{en}”的意思是“{zh}”。"))
+    return [item for pair in zip(first, second) for item in pair]
 
 
 _MAKERS: dict[str, Callable[[str], list[Item]]] = {
-    "addition": _addition, "subtraction": _subtraction, "multiplication": _multiplication,
-    "weekday": _weekday, "month": _month, "unit_conversion": _unit_conversion,
     "capital": _capital, "opposite": _opposite, "translation": _translation,
-    "letter_count": _letter_count, "character_count": _character_count,
 }
 assert tuple(_MAKERS) == KINDS
 
@@ -449,18 +229,12 @@ def _quotas(count: int, sizes: list[int], rng: random.Random) -> list[int]:
     return quotas
 
 
-# Facts a small model can recall once trained: arithmetic, counting and date offsets it has to
-# compute, and a 135M model cannot, so training on them taught it to guess numbers (the default
-# persona then answered "2 + 3 = 4."; docs/training.md).
-LOOKUP_KINDS: tuple[str, ...] = ("capital", "opposite", "translation")
-
-
 def computed_qa(lang: str, count: int, seed: int = 0,
                 kinds: tuple[str, ...] = KINDS) -> list[tuple[str, str]]:
     """`count` distinct (question, answer) pairs in `lang` ("zh"/"en"), spread evenly over
     `kinds` (default: all of KINDS), deterministic for a seed.
 
-    Every kind gets count // len(KINDS) pairs or one more (a kind that runs out hands its share to
+    Every kind gets count // len(kinds) pairs or one more (a kind that runs out hands its share to
     the others), each a different fact before any fact comes twice in another phrasing; the
     result is shuffled so kinds are mixed.
     """
