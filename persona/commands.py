@@ -61,6 +61,7 @@ def data(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
 def _run_pipeline(card: Path, persona: PersonaCard, run: RunFolder, flags: list[str]) -> int:
     """`python -m persona.train.pipeline` on the card's base and run folder, in the training env;
     its exit code."""
+    run.check_claimable()  # a folder that is not persona's is refused before anything starts
     base = base_models.resolve(persona.base)
     return envs.run_module("train", "persona.train.pipeline", [
         "--card", str(Path(card).resolve()), "--base-model", str(base), "--out", str(run.root),

@@ -15,18 +15,31 @@ RUN/
   loss_curve.png     the training loss by step
   probe.json         a few greedy answers of the merged model
   manifest.json      card, base, versions, hyperparameters, dataset stats, timings, loss; written last
+  .persona-run       the marker: persona made (or adopted) this folder; what, when, for which card
+  .lock              held (flock) by the job using the run: train, merge or data; names its pid
 
 A run is finished once manifest.json and merged/config.json are both there. Runs trained before
 options.json existed keep their options only in the manifest's "hyperparameters", which is
 read instead. JSON files are written whole or not at all (a temporary file, then a rename).
+
+Persona writes and deletes only in a folder it claimed (`claim`: a new or empty folder, or a run
+from before the marker existed); every deletion goes through `remove`. A job holds `lock` for its
+whole length: a second job on the same run fails at once, naming the first.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import secrets
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,7 +48,8 @@ from persona.errors import PersonaError
 
 
 class RunFolderError(PersonaError, ValueError):
-    """A file the caller needs is not in the run folder; the message names it."""
+    """The run folder cannot serve as asked (a file missing, a folder persona did not make, a
+    run in use); the message names the folder and what to do."""
 
 
 def read_json(path: Path):
@@ -147,6 +161,14 @@ class RunFolder:
     def manifest(self) -> Path:
         return self.root / "manifest.json"
 
+    @property
+    def marker(self) -> Path:
+        return self.root / ".persona-run"
+
+    @property
+    def lock_file(self) -> Path:
+        return self.root / ".lock"
+
     def relative(self, path: Path) -> str:
         """A path inside the run as the manifest records it (relative, with '/')."""
         return path.relative_to(self.root).as_posix()
@@ -166,6 +188,84 @@ class RunFolder:
             return Path(pointer.read_text().strip())
         found = sorted(self.work.glob("iter_*.pth"), key=checkpoint_step) if self.work.is_dir() else []
         return found[-1] if found else None
+
+    # -- ownership: what persona may write, delete, and who is using the run now
+    def claimed(self) -> bool:
+        return self.marker.is_file()
+
+    def claim(self, card_id: str) -> None:
+        """Make the folder persona's before anything is written or deleted in it: a new or empty
+        folder gets the marker, and so does a run from before the marker existed; any other
+        folder that holds something is refused, untouched."""
+        if self.claimed():
+            return
+        self.check_claimable()
+        adopted = self._older_run()
+        self.root.mkdir(parents=True, exist_ok=True)
+        write_json(self.marker, {"created_by": "persona", "card": card_id, "adopted": adopted,
+                                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+
+    def check_claimable(self) -> None:
+        """Refuse, touching nothing, a folder that `claim` would refuse (the CLI asks before it
+        starts the training environment)."""
+        if self.claimed() or self._older_run():
+            return
+        if self.root.exists() and (not self.root.is_dir() or any(self.root.iterdir())):
+            raise RunFolderError(
+                f"{self.root} is not empty and is not a persona run folder (no "
+                f"{self.marker.name}); nothing in it was changed: choose an empty or new "
+                "--out folder")
+
+    def _older_run(self) -> bool:
+        """A run from before the marker existed: its manifest names a card, or (interrupted
+        before its manifest) it holds the XTuner config persona wrote and the record of what its
+        checkpoints were trained on."""
+        try:
+            manifest = read_json(self.manifest) if self.manifest.is_file() else None
+            config = self.config.read_text(encoding="utf-8")[:64] if self.config.is_file() else ""
+        except (OSError, ValueError):
+            return False
+        if isinstance(manifest, dict) and isinstance(manifest.get("card"), dict):
+            return True
+        return config.startswith("# XTuner config for persona") and self.inputs.is_file()
+
+    def remove(self, path: Path) -> None:
+        """Delete a file or folder of this run (nothing when it is not there): the one way
+        persona deletes in a run, so only below the root of a folder it claimed."""
+        if not self.claimed():
+            raise RunFolderError(f"{self.root} is not a persona run folder (no "
+                                 f"{self.marker.name}): refusing to delete {path}")
+        target = Path(os.path.abspath(path))  # '..' folded before the check, not after
+        target = target.parent.resolve() / target.name  # a link is removed, never followed
+        if self.root.resolve() not in target.parents:
+            raise RunFolderError(f"refusing to delete {path}: it is not inside the run folder "
+                                 f"{self.root}")
+        if target.is_symlink() or target.is_file():
+            target.unlink()
+        elif target.is_dir():
+            shutil.rmtree(target)
+
+    @contextmanager
+    def lock(self, job: str) -> Iterator[None]:
+        """Hold the run for one job (train, merge, data); a second job fails at once, naming the
+        holder. flock ends with the job or its process, so a lock file left behind by a killed
+        job blocks nothing."""
+        if not self.claimed():
+            raise RunFolderError(f"{self.root} is not a persona run folder (no "
+                                 f"{self.marker.name}): claim it before locking it")
+        # os.open's descriptor is not inherited by the job's children (XTuner): the lock is
+        # released when this process ends, whatever they do.
+        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunFolderError(f"{self.root} is in use by {_holder(fd)}: wait for it to "
+                                     "finish, or stop it") from None
+            _write_holder(fd, job)
+            yield
+        finally:
+            os.close(fd)
 
     # -- the files other parts read
     def read_manifest(self) -> dict:
@@ -196,6 +296,27 @@ class RunFolder:
             raise RunFolderError(f"{self.root} has no {self.relative(self.heldout)}; "
                                  "its dataset was never written")
         return read_json(self.heldout)
+
+
+def _write_holder(fd: int, job: str) -> None:
+    """Who holds the lock, for the message a second job gets."""
+    argv = getattr(sys, "orig_argv", sys.argv)  # with `-m module`, as it was typed
+    command = shlex.join([Path(argv[0]).name, *argv[1:]])
+    holder = {"pid": os.getpid(), "job": job, "command": command,
+              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
+
+
+def _holder(fd: int) -> str:
+    """The lock holder as the lock file names it ('another job' while it is still writing it)."""
+    try:
+        holder = json.loads(os.pread(fd, 65536, 0))
+        pid, job, since, command = (holder[k] for k in ("pid", "job", "since", "command"))
+    except (OSError, ValueError, TypeError, KeyError):
+        return "another job"
+    command = command if len(command) <= 300 else command[:300] + " ..."
+    return f"pid {pid} ({job} since {since}: {command})"
 
 
 def checkpoint_step(path: Path) -> int:

@@ -167,3 +167,24 @@ def test_progress_lines_and_a_resumed_loss_curve(tmp_path, capsys):
                               "Traceback: killed", line.format(step=10, loss=1.8),
                               line.format(step=15, loss=1.5)]))
     assert [(p["step"], p["loss"]) for p in xtuner_log.loss_curve(log)] == [(5, 2.3), (10, 1.8), (15, 1.5)]
+
+
+@pytest.mark.parametrize("command", ["train", "merge", "data"])
+def test_a_folder_that_is_not_personas_is_refused_before_anything_starts(tmp_path, capsys,
+                                                                       monkeypatch, command):
+    """`--out p` on a folder holding someone's p/work/x: refused by the CLI itself, with nothing
+    deleted and no training environment started."""
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
+    from persona import envs
+
+    monkeypatch.setattr(envs, "run_module", lambda *a, **k: pytest.fail("the pipeline was started"))
+    folder = tmp_path / "p"
+    (folder / "work").mkdir(parents=True)
+    (folder / "work" / "x").write_text("someone's file")
+    before = snapshot(folder)
+    card = write_card(tmp_path / "card.yaml")
+    assert main([command, "--card", str(card), "--out", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert f"persona: error: {folder} is not empty and is not a persona run folder" in err
+    assert "choose an empty or new --out folder" in err and "Traceback" not in err
+    assert snapshot(folder) == before and not (tmp_path / "home" / "envs").exists()

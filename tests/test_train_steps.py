@@ -1,5 +1,6 @@
 """The train step without XTuner: when it resumes, when it starts over, and how it judges what
-XTuner left (a stand-in writes the log lines and checkpoints XTuner would)."""
+XTuner left (a stand-in writes the log lines and checkpoints XTuner would). The steps delete only
+in a run folder persona claimed."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from persona.card import load_card
 from persona.paths import REPO_ROOT
-from persona.run_folder import RunFolder, read_json
+from persona.run_folder import RunFolder, RunFolderError, read_json
 from persona.train.options import TrainOptions
 from persona.train.progress import PipelineError
+from persona.train.step_merge import convert, merge
 from persona.train.step_train import inputs_digest, resumable, train
 from persona.train.xtuner_run import child_env
 
@@ -22,6 +25,7 @@ LINE = ("12/01 08:50:00 - mmengine - INFO - Iter(train) [ {step}/{total}]  lr: 1
 
 def prepared(tmp_path) -> RunFolder:
     run = RunFolder(tmp_path)
+    run.claim("xiaocong")  # as the pipeline does first: the steps delete only in a claimed run
     run.data.mkdir(parents=True)
     run.train_data.write_text("[]")
     run.config.write_text("# config\n")
@@ -78,6 +82,27 @@ def test_a_run_that_stops_short_fails_with_the_log(tmp_path):
     other = prepared(tmp_path / "other")
     with pytest.raises(PipelineError, match="XTuner wrote no checkpoint"):
         train(other, TrainOptions(), None, FakeXTuner(other, stop=0, total=2))
+
+
+def test_the_steps_delete_nothing_in_a_folder_persona_did_not_claim(tmp_path):
+    run = RunFolder(tmp_path)  # the layout of a run, but no marker: someone else's folder
+    run.data.mkdir()
+    run.train_data.write_text("[]")
+    run.config.write_text("# config\n")
+    for folder in (run.work, run.adapter, run.merged_partial, run.merged):
+        folder.mkdir()
+        (folder / "x").write_text("keep")
+    fake = FakeXTuner(run, stop=2, total=2)
+    card = load_card(REPO_ROOT / "cards" / "xiaocong.yaml")
+    for step in (lambda: train(run, TrainOptions(max_steps=2), None, fake),  # would start over
+                 lambda: convert(run, run.work / "x", "qlora", fake),
+                 lambda: convert(run, run.work / "x", "full", fake),
+                 lambda: merge(run, "base", run.adapter, card, "qwen_chat", fake)):
+        with pytest.raises(RunFolderError, match="refusing to delete"):
+            step()
+    assert fake.calls == []
+    assert all((folder / "x").is_file() for folder in (run.work, run.adapter, run.merged_partial,
+                                                        run.merged))
 
 
 def test_xtuner_runs_with_this_interpreter_and_this_source_tree(tmp_path, monkeypatch):

@@ -9,7 +9,9 @@ Runs inside the training env (the persona CLI does this for you):
 
 The recipe, one step each, every step a function of the run folder (persona/run_folder.py,
 which also documents its layout) and what it needs:
-  setup     the run folder, XTuner's command and environment, the CPU's other load
+  claim     the run folder made persona's (a foreign folder is refused untouched) and locked
+            for the whole job: a second job on it fails at once
+  setup     XTuner's command and environment, the CPU's other load
   data      data/, options.json, xtuner_config.py          (step_data.py)
   train     xtuner train, resumed where it can be           (step_train.py)
   convert   xtuner convert pth_to_hf                        (step_merge.py)
@@ -26,12 +28,12 @@ commands exit 0 even when their child fails, so each stage is judged by the file
 from __future__ import annotations
 
 import argparse
-import shutil
 import sys
 from pathlib import Path
 
 from persona.base_models import is_hub_id
 from persona.card import CardError, PersonaCard, load_card
+from persona.errors import PersonaError
 from persona.run_folder import RunFolder
 from persona.train import run_state
 from persona.train.cpu_load import share_busy_cpu
@@ -78,12 +80,11 @@ def options_from(args: argparse.Namespace, card: PersonaCard) -> TrainOptions:
 
 
 def setup(run: RunFolder, fresh: bool) -> XTuner:
-    """The run folder (work/ emptied when `fresh`: --force never resumes) and how to call XTuner."""
-    run.root.mkdir(parents=True, exist_ok=True)
+    """How to call XTuner (work/ emptied when `fresh`: --force never resumes)."""
     xtuner = XTuner(xtuner_command(), child_env(run))
     share_busy_cpu(xtuner.env)
-    if fresh and run.work.exists():
-        shutil.rmtree(run.work)
+    if fresh:
+        run.remove(run.work)
     return xtuner
 
 
@@ -109,10 +110,18 @@ def trained_now(run: RunFolder, card: PersonaCard, base: str, args: argparse.Nam
 
 def recipe(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace,
            samples: list | None) -> None:
-    """setup -> (data -> train, or the earlier training for --only-merge) -> convert -> merge
-    -> verify -> manifest."""
+    """claim -> the steps, the run locked throughout."""
     # bad options fail before the run folder is touched
     options = None if args.only_merge else options_from(args, card)
+    run.claim(card.id)
+    with run.lock("merge" if args.only_merge else "train"):
+        steps(run, card, base, args, samples, options)
+
+
+def steps(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace,
+          samples: list | None, options: TrainOptions | None) -> None:
+    """setup -> (data -> train, or the earlier training for --only-merge) -> convert -> merge
+    -> verify -> manifest."""
     xtuner = setup(run, fresh=args.force and not args.only_merge)
     clock = Stopwatch()
     if options is None:
@@ -150,7 +159,9 @@ def only_data(run: RunFolder, card: PersonaCard, base: str, args: argparse.Names
         say(f"{run.root} holds a finished run: its dataset is in {run.data} (left as it is)")
         return 0
     seed = TrainOptions().seed if args.seed is None else args.seed
-    build_data(run, card, base, seed, args.repeats, args.plain_repeats, args.replay_ratio)
+    run.claim(card.id)
+    with run.lock("data"):
+        build_data(run, card, base, seed, args.repeats, args.plain_repeats, args.replay_ratio)
     say(f"dataset written to {run.data}")
     return 0
 
@@ -175,6 +186,6 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     try:
         sys.exit(main())
-    except PipelineError as error:
+    except PersonaError as error:  # the pipeline's own, or the run folder's (claimed, locked)
         say(f"FAILED: {error}")
         sys.exit(1)

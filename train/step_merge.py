@@ -4,7 +4,6 @@ training chat template, is checked token for token and only then replaces merged
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from persona.card import PersonaCard
@@ -17,10 +16,9 @@ from persona.train.xtuner_run import XTuner
 def convert(run: RunFolder, checkpoint: Path, method: str, xtuner: XTuner) -> Path:
     """pth_to_hf: the LoRA adapter into adapter/, or (full) the whole model into merged.partial/."""
     target = run.merged_partial if method == "full" else run.adapter
-    if target.exists():
-        shutil.rmtree(target)
-    if method == "full" and run.adapter.exists():
-        shutil.rmtree(run.adapter)  # an earlier LoRA run's; this run has none
+    run.remove(target)
+    if method == "full":
+        run.remove(run.adapter)  # an earlier LoRA run's; this run has none
     say(f"xtuner convert pth_to_hf {checkpoint.name} -> {target}")
     xtuner(["convert", "pth_to_hf", str(run.config), str(checkpoint), str(target),
             "--safe-serialization"], run.convert_log)
@@ -37,8 +35,7 @@ def merge(run: RunFolder, base: str, adapter: Path | None, card: PersonaCard,
     from persona.train.template_check import align
 
     if adapter is not None:
-        if run.merged_partial.exists():
-            shutil.rmtree(run.merged_partial)
+        run.remove(run.merged_partial)
         say(f"xtuner convert merge -> {run.merged}")
         xtuner(["convert", "merge", base, str(adapter), str(run.merged_partial),
                 "--safe-serialization"], run.merge_log)
@@ -49,7 +46,6 @@ def merge(run: RunFolder, base: str, adapter: Path | None, card: PersonaCard,
         chat = align(run.merged_partial, card.default_system_prompt(), prompt_template)
     except ValueError as error:
         raise PipelineError(str(error)) from None
-    if run.merged.exists():
-        shutil.rmtree(run.merged)
+    run.remove(run.merged)
     run.merged_partial.rename(run.merged)
     return chat

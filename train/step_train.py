@@ -5,7 +5,6 @@ that checkpoint was trained on this very config and data, judged by the checkpoi
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,8 +52,7 @@ def resumable(run: RunFolder) -> Path | None:
 def _start_over(run: RunFolder) -> None:
     if run.last_checkpoint():
         say("the checkpoints in work/ were trained on another config or data: starting over")
-    if run.work.exists():
-        shutil.rmtree(run.work)
+    run.remove(run.work)
     run.work.mkdir(parents=True)
     write_json(run.inputs, {"sha256": inputs_digest(run)}, indent=None)
 

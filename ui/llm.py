@@ -114,43 +114,36 @@ def _status_detail(error: openai.APIStatusError) -> str:
     return _short(Exception(message)) if isinstance(message, str) and message else _short(error)
 
 
+# What each kind of failure tells the person, in English and Chinese; the first matching class
+# wins (subclasses before their bases). Fields: url, reason, detail, status.
+ERROR_MESSAGES = [
+    (StreamDropped,
+     "The answer was cut off: {reason}. The partial text above is kept; send your message again "
+     "to continue.", "回答中断了。已保留上面的部分内容，请重新发送消息。"),
+    (openai.APITimeoutError,
+     "The model server at {url} did not answer in time. Please try again.",
+     "模型服务响应超时，请稍后重试。"),
+    (openai.APIConnectionError,
+     "Cannot reach the model server at {url}. Is it running? Send your message again once it "
+     "is up.", "无法连接模型服务，请确认服务已启动后重新发送。"),
+    (openai.AuthenticationError,
+     "The model server refused the API key (HTTP 401). Check PERSONA_API_KEY.",
+     "模型服务拒绝了 API 密钥（HTTP 401）。"),
+    (openai.NotFoundError,
+     "The model server does not know this model (HTTP 404): {detail}. Check PERSONA_MODEL.",
+     "模型服务找不到该模型（HTTP 404）。"),
+    (openai.APIStatusError,
+     "The model server returned an error (HTTP {status}): {detail}. Please try again.",
+     "模型服务返回错误（HTTP {status}），请重试。"),
+    (BaseException, "Something went wrong: {kind}: {short}", "出错了，请重试。"),
+]
+
+
 def describe_error(error: BaseException, base_url: str) -> str:
     """A message a person can act on, in English and Chinese."""
-    if isinstance(error, StreamDropped):
-        return (
-            f"⚠️ The answer was cut off: {error.reason.rstrip('.')}. The partial text above is kept; "
-            "send your message again to continue.\n\n"
-            "⚠️ 回答中断了。已保留上面的部分内容，请重新发送消息。"
-        )
-    if isinstance(error, openai.APITimeoutError):
-        return (
-            f"⚠️ The model server at {base_url} did not answer in time. Please try again.\n\n"
-            "⚠️ 模型服务响应超时，请稍后重试。"
-        )
-    if isinstance(error, openai.APIConnectionError):
-        return (
-            f"⚠️ Cannot reach the model server at {base_url}. Is it running? "
-            "Send your message again once it is up.\n\n"
-            "⚠️ 无法连接模型服务，请确认服务已启动后重新发送。"
-        )
-    if isinstance(error, openai.AuthenticationError):
-        return (
-            "⚠️ The model server refused the API key (HTTP 401). Check PERSONA_API_KEY.\n\n"
-            "⚠️ 模型服务拒绝了 API 密钥（HTTP 401）。"
-        )
-    if isinstance(error, openai.NotFoundError):
-        return (
-            f"⚠️ The model server does not know this model (HTTP 404): {_status_detail(error)}. "
-            "Check PERSONA_MODEL.\n\n"
-            "⚠️ 模型服务找不到该模型（HTTP 404）。"
-        )
-    if isinstance(error, openai.APIStatusError):
-        return (
-            f"⚠️ The model server returned an error (HTTP {error.status_code}): "
-            f"{_status_detail(error)}. Please try again.\n\n"
-            f"⚠️ 模型服务返回错误（HTTP {error.status_code}），请重试。"
-        )
-    return (
-        f"⚠️ Something went wrong: {type(error).__name__}: {_short(error)}\n\n"
-        "⚠️ 出错了，请重试。"
-    )
+    fields = {"url": base_url, "kind": type(error).__name__, "short": _short(error),
+              "reason": getattr(error, "reason", "").rstrip("."),
+              "status": getattr(error, "status_code", ""),
+              "detail": _status_detail(error) if isinstance(error, openai.APIStatusError) else ""}
+    english, chinese = next((en, zh) for kind, en, zh in ERROR_MESSAGES if isinstance(error, kind))
+    return f"⚠️ {english.format(**fields)}\n\n⚠️ {chinese.format(**fields)}"
