@@ -166,3 +166,30 @@ def test_allowed_imports_pass():
         "persona/identity/judges.py": "from persona.card import PersonaCard\nfrom .names import x\n",
     }
     assert violations(sources) == []
+
+
+MAX_FUNCTION_LINES = 60  # one job a function: a longer one is several steps waiting for names
+
+
+def long_functions(sources: dict[str, str]) -> list[str]:
+    """Functions over MAX_FUNCTION_LINES in train/, serve/ and persona/."""
+    found = []
+    for path, source in sorted(sources.items()):
+        if path.split("/")[0] not in ("train", "serve", "persona"):
+            continue
+        for node in ast.walk(ast.parse(source, filename=path)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                length = node.end_lineno - node.lineno + 1
+                if length > MAX_FUNCTION_LINES:
+                    found.append(f"{path}:{node.lineno}: {node.name} has {length} lines")
+    return found
+
+
+def test_functions_stay_short():
+    sources = project_sources()
+    assert long_functions(sources) == []
+    body = "\n".join(f"    x{i} = {i}" for i in range(MAX_FUNCTION_LINES))
+    sources["serve/server.py"] += f"\n\ndef _grown():\n{body}\n"
+    found = long_functions(sources)
+    assert len(found) == 1 and found[0].startswith("serve/server.py:"), found
+    assert found[0].endswith(f"_grown has {MAX_FUNCTION_LINES + 1} lines")
