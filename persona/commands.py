@@ -15,7 +15,7 @@ from persona.card import PersonaCard, load_card
 from persona.cli_args import model_argv, takes_model_flags
 from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, home, run_dir
-from persona.run_folder import RunFolder
+from persona.run_folder import RunFolder, check_request
 from persona.services import Children, api_key, ensure_free, spawn, wait_http
 from persona.train.options import TrainOptions
 
@@ -85,7 +85,6 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
     """
     from persona.train.dataset_file import DatasetError, load_samples
     from persona.train.options import resolve_options
-    from persona.train.run_state import differences, refusal
 
     persona = load_card(card)
     # Everything is checked before anything is written or started.
@@ -96,9 +95,7 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
         raise CommandError(str(error)) from None
     run = _run_folder(persona, out)
     if run.finished() and not force:
-        found = differences(run, persona, options, samples, replay_ratio)
-        if found:
-            raise CommandError(refusal(run, found))
+        check_request(run, persona, options, samples, replay_ratio)
         print(f"persona: {persona.id} is already trained: {run.root} (pass --force to retrain)")
         return run.root
     args = model_argv(TrainOptions, options)
@@ -111,8 +108,9 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
     code = _run_pipeline(card, persona, run, args)
     if code != 0 or not run.finished():
         raise CommandError(f"training {persona.id} failed (exit {code}); see the "
-                           f"output above. A finished model in {run.root} is only replaced by a "
-                           "successful run; the same command resumes from the last checkpoint")
+                           f"output above. The same command resumes from the last checkpoint; "
+                           f"a finished model in {run.root} is kept until a retrain starts "
+                           "replacing it, and the run is finished again once that one succeeds")
     return run.root
 
 
@@ -187,9 +185,13 @@ def _wait_forever(children: Children) -> None:
 
 
 def _trained_run(card: Path, out: Path | None) -> RunFolder:
-    """The card's run: a finished run is served as it is, else trained."""
-    run = _run_folder(load_card(card), out)
-    if not run.finished():
+    """The card's run: a finished run of this very card is served as it is (one trained from
+    another card is refused, as `train` refuses it), else trained."""
+    persona = load_card(card)
+    run = _run_folder(persona, out)
+    if run.finished():
+        check_request(run, persona)
+    else:
         train(card, out=out)
     return run
 
@@ -231,6 +233,9 @@ def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
     personas = [load_card(card) for card in cards]
     try:
         check_cards(personas)  # before training any of them
+        for persona in personas:  # nor any of them trained from another card
+            if (run := _run_folder(persona, None)).finished():
+                check_request(run, persona)
         runs = [RunFolder(train(card)) for card in cards]
         served = plan(personas, runs, base_models.resolve(personas[0].base))
     except AdapterError as error:

@@ -14,11 +14,15 @@ RUN/
   merged/            base + adapter (safetensors), training chat template, eos = <|im_end|>
   loss_curve.png     the training loss by step
   probe.json         a few greedy answers of the merged model
-  manifest.json      card, base, versions, hyperparameters, dataset stats, timings, loss; written last
+  manifest.json      card, base, versions, hyperparameters, dataset stats, timings, loss; written last,
+                     removed before convert replaces adapter/ or merged/
   .persona-run       the marker: persona made (or adopted) this folder; what, when, for which card
   .lock              held (flock) by the job using the run: train, merge or data; names its pid
 
-A run is finished once manifest.json and merged/config.json are both there. Runs trained before
+A run is finished once manifest.json and merged/config.json are both there; a manifest always
+describes the weights beside it (a retrain removes it first, and writes it again when done). A
+request (a card, training options) is served or reused by a finished run only when
+`differences` finds none; `refusal` is the one message when it does. Runs trained before
 options.json existed keep their options only in the manifest's "hyperparameters", which is
 read instead. JSON files are written whole or not at all (a temporary file, then a rename).
 
@@ -43,8 +47,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from persona.card import PersonaCard, parse_card
+from persona.card import CardError, PersonaCard, parse_card
 from persona.errors import PersonaError
+
+# Options that do not change the trained model: never a reason to refuse a finished run.
+BOOKKEEPING = {"save_steps", "save_total_limit", "log_interval", "eval_chat"}
 
 
 class RunFolderError(PersonaError, ValueError):
@@ -268,8 +275,25 @@ class RunFolder:
             os.close(fd)
 
     # -- the files other parts read
+    def unreadable(self, path: Path, why: str) -> RunFolderError:
+        """A run file that cannot be trusted, and the two ways out."""
+        return RunFolderError(f"{path} cannot be read ({why}): retrain the run in place with "
+                              "`persona train --force`, or train a new one with --out DIR")
+
+    def _read_object(self, path: Path) -> dict:
+        """A JSON object file of the run, or the unreadable error (never a bare JSON traceback)."""
+        try:
+            content = read_json(path)
+        except ValueError as error:  # JSONDecodeError and UnicodeDecodeError both are
+            raise self.unreadable(path, f"not valid JSON: {error}") from None
+        except OSError as error:
+            raise self.unreadable(path, error.strerror or str(error)) from None
+        if not isinstance(content, dict):
+            raise self.unreadable(path, f"a JSON {type(content).__name__}, not an object")
+        return content
+
     def read_manifest(self) -> dict:
-        return read_json(self.manifest) if self.manifest.is_file() else {}
+        return self._read_object(self.manifest) if self.manifest.is_file() else {}
 
     def write_manifest(self, manifest: dict) -> None:
         write_json(self.manifest, manifest)
@@ -278,13 +302,19 @@ class RunFolder:
         """The card the run was trained from, as its manifest records it."""
         if not self.manifest.is_file():
             raise RunFolderError(f"{self.root} has no {self.manifest.name}: not a finished run")
-        return parse_card(self.read_manifest()["card"], str(self.root))
+        recorded = self.read_manifest().get("card")
+        if not isinstance(recorded, dict):
+            raise self.unreadable(self.manifest, "it records no card")
+        try:
+            return parse_card(recorded, str(self.manifest))
+        except CardError as error:
+            raise self.unreadable(self.manifest, f"its card is invalid: {error}") from None
 
     def read_options(self) -> dict:
         """The options of the run's latest training (a finished run's manifest keeps those the
         finished model was trained with); {} when neither file records them."""
         if self.options.is_file():
-            return read_json(self.options)
+            return self._read_object(self.options)
         return dict(self.read_manifest().get("hyperparameters") or {})  # a run from before options.json
 
     def write_options(self, options: dict) -> None:
@@ -296,6 +326,55 @@ class RunFolder:
             raise RunFolderError(f"{self.root} has no {self.relative(self.heldout)}; "
                                  "its dataset was never written")
         return read_json(self.heldout)
+
+
+def _flat(value, prefix: str = "") -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}{key}."))
+        return out
+    return {prefix.rstrip("."): value}
+
+
+def differences(run: RunFolder, card: PersonaCard, given: dict | None = None,
+                samples: list | None = None, replay_ratio: float | None = None) -> list[str]:
+    """How a request differs from the finished run in `run`: changed card fields, training
+    options the user gave that the run did not use, another dataset or replay ratio. Empty when
+    it matches. Serving and the evals give the card only."""
+    manifest = run.read_manifest()
+    found = []
+    old_card, new_card = _flat(run.card().model_dump()), _flat(card.model_dump())
+    for key in sorted(set(old_card) | set(new_card)):
+        if old_card.get(key) != new_card.get(key):
+            found.append(f"card {key}: {old_card.get(key)!r} in the run, {new_card.get(key)!r} now")
+    # The manifest's options: options.json may already belong to a retraining under way.
+    used = manifest.get("hyperparameters") or {}
+    for name, value in (given or {}).items():
+        if value is not None and name in used and used[name] != value and name not in BOOKKEEPING:
+            found.append(f"{name}: {used[name]!r} in the run, {value!r} requested")
+    old_ratio = (manifest.get("dataset") or {}).get("replay_ratio")
+    if samples is None and None not in (old_ratio, replay_ratio) and old_ratio != replay_ratio:
+        found.append(f"replay_ratio: {old_ratio!r} in the run, {replay_ratio!r} requested")
+    if samples is not None:
+        if not run.train_data.is_file() or read_json(run.train_data) != samples:
+            found.append("dataset: the run trained on other samples than --dataset holds")
+    return found
+
+
+def refusal(run: RunFolder, found: list[str]) -> str:
+    """The one message for a request that a finished run does not match (every command)."""
+    return (f"{run.root} holds a finished run trained differently:\n  " + "\n  ".join(found)
+            + "\nretrain it in place with `persona train --force`, or pass --out DIR for a "
+              "separate run")
+
+
+def check_request(run: RunFolder, card: PersonaCard, given: dict | None = None,
+                  samples: list | None = None, replay_ratio: float | None = None) -> None:
+    """Refuse (RunFolderError) a request that the finished run in `run` does not match."""
+    found = differences(run, card, given, samples, replay_ratio)
+    if found:
+        raise RunFolderError(refusal(run, found))
 
 
 def _write_holder(fd: int, job: str) -> None:

@@ -17,7 +17,7 @@ import pytest
 from persona import commands
 from persona.card import PersonaCard, load_card
 from persona.paths import REPO_ROOT
-from persona.run_folder import RunFolder
+from persona.run_folder import RunFolder, RunFolderError
 from persona.services import Children, free_port
 
 DEFAULT_CARD = commands.DEFAULT_CARD
@@ -47,6 +47,10 @@ def _reused_run() -> RunFolder | None:
     if not run.finished():
         raise pytest.UsageError(f"PERSONA_TEST_RUN={value}: not a finished run "
                                 f"(needs manifest.json and merged/config.json)")
+    try:
+        run.card()  # its manifest is read here, once: an unreadable one stops the session
+    except RunFolderError as error:
+        raise pytest.UsageError(f"PERSONA_TEST_RUN={value}: {error}") from None
     return run
 
 

@@ -109,6 +109,37 @@ def test_card_and_heldout_questions(tmp_path):
     assert run.read_heldout() == [{"lang": "en", "kind": "who", "question": "Who?"}]
 
 
+@pytest.mark.parametrize("file, content, why", [
+    ("manifest.json", '{"card": {"id": "xiao', "not valid JSON"),
+    ("manifest.json", b"\xff\xfe", "not valid JSON"),
+    ("manifest.json", '"a string"', "a JSON str, not an object"),
+    ("options.json", "[1, 2]", "a JSON list, not an object"),
+])
+def test_an_unreadable_run_file_is_an_error_that_says_how_to_recover(tmp_path, file, content,
+                                                                      why):
+    run = RunFolder(tmp_path)
+    path = tmp_path / file
+    path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+    readers = [run.read_options] + ([run.read_manifest, run.card] if file == "manifest.json" else [])
+    for read in readers:
+        with pytest.raises(RunFolderError) as error:
+            read()
+        message = str(error.value)
+        assert message.startswith(f"{path} cannot be read ({why}")
+        assert "`persona train --force`" in message and "--out DIR" in message
+
+
+@pytest.mark.parametrize("manifest, why", [
+    ({"hyperparameters": {}}, "it records no card"),
+    ({"card": {"id": "Bad Id"}}, "its card is invalid"),
+])
+def test_a_manifest_without_a_usable_card_is_unreadable(tmp_path, manifest, why):
+    run = RunFolder(tmp_path)
+    run.write_manifest(manifest)
+    with pytest.raises(RunFolderError, match=f"manifest.json cannot be read \\({why}"):
+        run.card()
+
+
 def test_last_checkpoint_follows_the_pointer_else_the_highest_step(tmp_path):
     run = RunFolder(tmp_path)
     assert run.last_checkpoint() is None  # no work/ at all

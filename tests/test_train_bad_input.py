@@ -1,16 +1,20 @@
 """Bad input to `persona train` gets a message the user can act on, before anything heavy runs,
 and a finished run already in the folder is left exactly as it was (same files, bytes and mtimes).
 Also: a finished run is reused for the same request and refused, naming the difference, for
-another one."""
+another one; every command that serves a run (serve, up, eval, serve --adapters) refuses a run
+of another card with train's message, and an unreadable manifest with one that says what to do."""
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
-from persona.card import parse_card
+from persona.card import load_card, parse_card
 from persona.cli import main
+from persona.paths import run_dir
+from persona.run_folder import RunFolder, differences, refusal
 from persona.train import pipeline, xtuner_log
 
 CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
@@ -188,3 +192,76 @@ def test_a_folder_that_is_not_personas_is_refused_before_anything_starts(tmp_pat
     assert f"persona: error: {folder} is not empty and is not a persona run folder" in err
     assert "choose an empty or new --out folder" in err and "Traceback" not in err
     assert snapshot(folder) == before and not (tmp_path / "home" / "envs").exists()
+
+
+class Started(Exception):
+    """Raised by the stand-in for starting the API: the command got past its checks."""
+
+
+@pytest.fixture
+def served_run(finished_run, monkeypatch) -> Path:
+    """The finished run as the card's default run folder too (serve --adapters takes no --out),
+    with what an adapter plan reads; nothing heavy can start."""
+    from persona import commands, envs
+
+    (finished_run / "adapter").mkdir()
+    (finished_run / "adapter" / "adapter_config.json").write_text('{"r": 16}')
+    (finished_run / "merged" / "chat_template.jinja").write_text("{{ messages }}")
+    shutil.copytree(finished_run, run_dir(CARD["id"]))
+    monkeypatch.setattr(envs, "run_module", lambda *a, **k: pytest.fail("the pipeline was started"))
+    monkeypatch.setattr(commands.base_models, "resolve", lambda base: "base")
+
+    def start(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(commands, "_start_api", start)
+    return finished_run
+
+
+def serving(command: str, card: Path, run: Path, tmp_path: Path) -> list[str]:
+    """The command line of each command that serves (or trains) the card's run."""
+    if command == "serve --adapters":
+        return ["serve", "--adapters", str(card)]
+    extra = ["--report-dir", str(tmp_path / "report")] if command == "eval" else []
+    return [command, "--card", str(card), "--out", str(run), *extra]
+
+
+COMMANDS = ["train", "serve", "up", "eval", "serve --adapters"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_run_of_an_edited_card_is_refused_by_every_command(served_run, tmp_path, capsys,
+                                                            command):
+    before = snapshot(served_run)
+    card = write_card(tmp_path / "card.yaml", name={"zh": "小葱", "en": "Renamed"})
+    assert main(serving(command, card, served_run, tmp_path)) == 2
+    err = capsys.readouterr().err
+    run = RunFolder.at(served_run if command != "serve --adapters" else run_dir(CARD["id"]))
+    found = differences(run, load_card(card))
+    assert found == ["card name.en: 'Xiaocong' in the run, 'Renamed' now"]
+    assert f"persona: error: {refusal(run, found)}\n" == err  # the one message, word for word
+    assert snapshot(served_run) == before
+
+
+@pytest.mark.parametrize("command", COMMANDS[1:])
+def test_the_same_card_goes_on_to_serve_its_run(served_run, tmp_path, command):
+    card = write_card(tmp_path / "card.yaml")
+    with pytest.raises(Started):
+        main(serving(command, card, served_run, tmp_path))
+
+
+@pytest.mark.parametrize("content, why", [
+    ('{"card": {"id": "xiao', "not valid JSON"),
+    ("[]", "a JSON list, not an object"),
+    ('{"hyperparameters": {}}', "it records no card"),
+])
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_unreadable_manifest_says_how_to_recover(served_run, tmp_path, capsys, command,
+                                                    content, why):
+    for root in (served_run, run_dir(CARD["id"])):
+        (root / "manifest.json").write_text(content)
+    card = write_card(tmp_path / "card.yaml")
+    assert main(serving(command, card, served_run, tmp_path)) == 2
+    err = capsys.readouterr().err
+    assert "manifest.json cannot be read (" + why in err and "Traceback" not in err
+    assert "retrain the run in place with `persona train --force`" in err and "--out DIR" in err

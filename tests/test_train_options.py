@@ -11,7 +11,7 @@ import pytest
 from persona import base_models, envs
 from persona.cli import COMMANDS, main
 from persona.cli_args import add_command, model_argv
-from persona.run_folder import RunFolder
+from persona.run_folder import RunFolder, write_json
 from persona.train.options import TrainOptions, resolve_options, user_options
 from persona.train.pipeline_args import build_parser, given_options, parse_args
 from persona.train.progress import PipelineError
@@ -115,6 +115,12 @@ def test_only_merge_of_a_run_from_before_options_json_reads_its_manifest(tmp_pat
         earlier(run)
     run.write_manifest({"hyperparameters": {"method": "lora", "prompt_template": "qwen_chat"}})
     assert earlier(run).options == {"method": "lora", "prompt_template": "qwen_chat"}
+    # kept in options.json, so a merge stopped once convert removed the manifest still has them
+    run.manifest.unlink()
+    write_json(run.stats, {"samples": 7})
+    trained = earlier(run)
+    assert trained.options == {"method": "lora", "prompt_template": "qwen_chat"}
+    assert trained.stats == {"samples": 7}
     run.config.unlink()
     with pytest.raises(PipelineError, match="xtuner_config.py is missing; train first"):
         earlier(run)

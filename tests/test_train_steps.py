@@ -105,6 +105,50 @@ def test_the_steps_delete_nothing_in_a_folder_persona_did_not_claim(tmp_path):
                                                         run.merged))
 
 
+@pytest.mark.parametrize("method", ["qlora", "full"])
+def test_a_retrain_removes_the_manifest_before_it_replaces_any_weights(tmp_path, method):
+    """--force or --only-merge on a finished run, killed while converting: the old manifest is
+    gone before adapter/ or merged/ changed, so no new weights stand under it."""
+    run = prepared(tmp_path)
+    for folder, name in ((run.adapter, "adapter_config.json"), (run.merged, "config.json")):
+        folder.mkdir()
+        (folder / name).write_text("{}")
+    run.write_manifest({"card": load_card(REPO_ROOT / "cards" / "xiaocong.yaml").model_dump()})
+    assert run.finished()
+    seen = []
+
+    def killed(args, log, on_line=None):
+        seen.append((run.manifest.exists(), run.adapter.exists(), run.merged.exists()))
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        convert(run, run.work / "iter_2.pth", method, killed)
+    # qlora: adapter/ replaced, merged/ still the old one; full: no adapter, merged.partial/ next
+    assert seen == [(False, False, True)] and not run.finished()
+
+
+def test_the_merge_swaps_weights_in_only_after_the_manifest_is_gone(tmp_path, monkeypatch):
+    from persona.train import template_check
+
+    run = prepared(tmp_path)
+    run.merged.mkdir()
+    (run.merged / "config.json").write_text('{"old": true}')
+    run.write_manifest({"card": {}})
+    monkeypatch.setattr(template_check, "align", lambda *a: {"token_identity": True})
+
+    def xtuner(args, log, on_line=None):
+        assert not run.manifest.exists()  # convert, then merge: both after the removal
+        target = Path(args[-2])
+        target.mkdir(parents=True)
+        for name in ("adapter_config.json", "model.safetensors", "config.json"):
+            (target / name).write_text("{}")
+
+    card = load_card(REPO_ROOT / "cards" / "xiaocong.yaml")
+    adapter = convert(run, run.work / "iter_2.pth", "qlora", xtuner)
+    assert merge(run, "base", adapter, card, "qwen_chat", xtuner) == {"token_identity": True}
+    assert (run.merged / "config.json").read_text() == "{}" and not run.finished()
+
+
 def test_xtuner_runs_with_this_interpreter_and_this_source_tree(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "0")  # the caller's choice stands
     monkeypatch.setenv("PYTHONPATH", "/elsewhere")

@@ -21,7 +21,9 @@ which also documents its layout) and what it needs:
 
 An interrupted run resumes from its last checkpoint when rerun with the same config and data.
 A finished run is never retrained without --force, and a request that differs from it is
-refused. merged/ and manifest.json are replaced only once a new merge has succeeded. XTuner's
+refused. The manifest is removed when convert starts replacing adapter/ and merged/, and written
+again only once the whole run has succeeded: it never describes weights it was not written
+with, and a run stopped in between is not finished (rerun it, or --force). XTuner's
 commands exit 0 even when their child fails, so each stage is judged by the files it must leave.
 """
 
@@ -34,8 +36,7 @@ from pathlib import Path
 from persona.base_models import is_hub_id
 from persona.card import CardError, PersonaCard, load_card
 from persona.errors import PersonaError
-from persona.run_folder import RunFolder
-from persona.train import run_state
+from persona.run_folder import RunFolder, differences, refusal
 from persona.train.cpu_load import share_busy_cpu
 from persona.train.dataset_file import DatasetError, load_samples
 from persona.train.options import TrainOptions, resolve_options
@@ -147,9 +148,9 @@ def reused(run: RunFolder, card: PersonaCard, args: argparse.Namespace,
     """A finished run is kept as it is: True when it matches the request, refused otherwise."""
     if args.force or not run.finished():
         return False
-    found = run_state.differences(run, card, given_options(args), samples, args.replay_ratio)
+    found = differences(run, card, given_options(args), samples, args.replay_ratio)
     if found:
-        raise PipelineError(run_state.refusal(run, found))
+        raise PipelineError(refusal(run, found))
     say(f"{card.id} is already trained: {run.root} (pass --force to retrain)")
     return True
 

@@ -1,6 +1,7 @@
 """The convert and merge steps: `xtuner convert pth_to_hf` (the LoRA adapter, or for a full
 fine-tune the whole model), then `xtuner convert merge` into merged.partial/, which gets the
-training chat template, is checked token for token and only then replaces merged/."""
+training chat template, is checked token for token and only then replaces merged/. The manifest
+goes first: the weights it described are about to change."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from persona.train.xtuner_run import XTuner
 def convert(run: RunFolder, checkpoint: Path, method: str, xtuner: XTuner) -> Path:
     """pth_to_hf: the LoRA adapter into adapter/, or (full) the whole model into merged.partial/."""
     target = run.merged_partial if method == "full" else run.adapter
+    # Before the first deletion: a run stopped from here on is unfinished, never new weights
+    # under the old manifest (step_manifest writes it again at the end).
+    run.remove(run.manifest)
     run.remove(target)
     if method == "full":
         run.remove(run.adapter)  # an earlier LoRA run's; this run has none

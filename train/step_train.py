@@ -93,5 +93,10 @@ def earlier(run: RunFolder) -> Trained:
     if not options:
         raise PipelineError(f"--only-merge: {run.root} records no training options (neither "
                             f"{run.options.name} nor a manifest); train it again")
-    return Trained(checkpoint, options, run.read_manifest().get("dataset"))
+    if not run.options.is_file():  # a run from before options.json: convert removes the manifest
+        run.write_options(options)
+    stats = run.read_manifest().get("dataset")
+    if stats is None and run.stats.is_file():  # a merge stopped after the manifest was removed
+        stats = read_json(run.stats)
+    return Trained(checkpoint, options, stats)
 
