@@ -145,6 +145,10 @@ class RunFolder:
         return self.root / "adapter"
 
     @property
+    def adapter_config(self) -> Path:
+        return self.adapter / "adapter_config.json"
+
+    @property
     def merged(self) -> Path:
         return self.root / "merged"
 
@@ -186,7 +190,7 @@ class RunFolder:
         return self.manifest.is_file() and (self.merged / "config.json").is_file()
 
     def has_adapter(self) -> bool:
-        return (self.adapter / "adapter_config.json").is_file()
+        return self.adapter_config.is_file()
 
     def last_checkpoint(self) -> Path | None:
         """XTuner's newest checkpoint: the one its pointer names, else the highest iter_N.pth."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from persona import paths
 from persona.card import PersonaCard
 from persona.errors import PersonaError
-from persona.run_folder import RunFolder
+from persona.run_folder import RunFolder, read_json
 
 # train/chat_template.py's default-system block: injected when the first message is no system one.
 DEFAULT_SYSTEM_BLOCK = re.compile(
@@ -40,15 +40,12 @@ class ServedAdapters:
 
 
 def _rank(run: RunFolder) -> int:
-    """The run's LoRA rank, as its training options record it."""
+    """The LoRA rank of the adapter that will be served: its own PEFT config, not options.json,
+    which a retraining under way may already have rewritten."""
     if not run.has_adapter():
         raise AdapterError(f"{run.adapter} holds no PEFT adapter (adapter_config.json); "
                            f"train the card again with `persona train --force`")
-    rank = run.read_options().get("lora_r")
-    if rank is None:
-        raise AdapterError(f"{run.root} records no training options ({run.options.name} or "
-                           f"its manifest); train the card again with `persona train --force`")
-    return int(rank)
+    return int(read_json(run.adapter_config)["r"])
 
 
 def check_cards(personas: list[PersonaCard]) -> None:

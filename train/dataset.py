@@ -195,15 +195,22 @@ def dataset_stats(samples: list[dict], heldout: list[dict], replay: list[dict] =
 
 def write_dataset(card: PersonaCard, run: RunFolder, extra: list[dict] | None = None,
                   replay: list[dict] | None = None, **options) -> dict:
-    """Write the run's data/ (train, held-out, replay and stats files); return the stats.
+    """Write the run's data/ from the card (train, held-out, replay and stats files); return the
+    stats.
 
     replay: the usable general-skill replay turns (see build_conversations)."""
     samples = build_conversations(card, extra=extra, replay=replay, **options)
-    heldout = HELDOUT_QUESTIONS
-    stats = dataset_stats(samples, heldout, replay or [])
-    stats["replay_turns_available"] = len(replay or [])
-    files = {run.train_data: samples, run.heldout: heldout, run.replay: replay or [],
-             run.stats: stats}
+    return write_data(run, samples, replay or [], replay_turns_available=len(replay or []))
+
+
+def write_data(run: RunFolder, samples: list[dict], replay: list[dict] | None = None,
+               **more_stats) -> dict:
+    """The one writer of data/: the samples, the held-out questions the evals ask, the replay
+    turns (when there are any to record) and the stats; returns the stats."""
+    stats = {**dataset_stats(samples, HELDOUT_QUESTIONS, replay or []), **more_stats}
+    files = {run.train_data: samples, run.heldout: HELDOUT_QUESTIONS, run.stats: stats}
+    if replay is not None:
+        files[run.replay] = replay
     for path, content in files.items():
         write_json(path, content)
     return stats

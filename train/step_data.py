@@ -6,9 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from persona.card import PersonaCard
-from persona.identity.heldout import HELDOUT_QUESTIONS
-from persona.run_folder import RunFolder, write_json
-from persona.train.dataset import dataset_stats, write_dataset
+from persona.run_folder import RunFolder
+from persona.train.dataset import write_data, write_dataset
 from persona.train.options import TrainOptions
 from persona.train.progress import say
 from persona.train.xtuner_config import render_config
@@ -29,6 +28,13 @@ def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
     return turns
 
 
+def _summary(stats: dict, with_replay: bool) -> str:
+    replayed = f" ({stats['replay_samples']} replay)" if with_replay else ""
+    return (f"{stats['samples']} samples{replayed}, {stats['turns']} turns (zh "
+            f"{stats['turns_by_lang']['zh']}, en {stats['turns_by_lang']['en']}), "
+            f"{stats['heldout_questions']} held-out questions")
+
+
 def build_data(run: RunFolder, card: PersonaCard, base: str, seed: int, repeats: int,
                plain_repeats: int, replay_ratio: float) -> dict:
     """data/ from the card plus general-skill replay; returns the stats."""
@@ -37,21 +43,15 @@ def build_data(run: RunFolder, card: PersonaCard, base: str, seed: int, repeats:
     stats = write_dataset(card, run, repeats=repeats, plain_repeats=plain_repeats,
                           seed=seed, replay=turns, replay_ratio=replay_ratio)
     stats["replay_ratio"] = replay_ratio
-    say(f"{stats['samples']} samples ({stats['replay_samples']} replay), {stats['turns']} turns "
-        f"(zh {stats['turns_by_lang']['zh']}, en {stats['turns_by_lang']['en']}), "
-        f"{stats['heldout_questions']} held-out questions")
+    say(_summary(stats, with_replay=True))
     return stats
 
 
 def given_data(run: RunFolder, samples: list, source: Path) -> dict:
     """data/ from the user's own samples (the evals' held-out questions as always)."""
     say(f"training on {source} instead of the card's dataset")
-    stats = {**dataset_stats(samples, HELDOUT_QUESTIONS), "source": str(source)}
-    write_json(run.train_data, samples)
-    write_json(run.heldout, HELDOUT_QUESTIONS)
-    write_json(run.stats, stats)
-    say(f"{stats['samples']} samples, {stats['turns']} turns (zh {stats['turns_by_lang']['zh']}, "
-        f"en {stats['turns_by_lang']['en']}), {stats['heldout_questions']} held-out questions")
+    stats = write_data(run, samples, source=str(source))
+    say(_summary(stats, with_replay=False))
     return stats
 
 
