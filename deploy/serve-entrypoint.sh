@@ -6,13 +6,17 @@
 # card id as the served model name, defaults from the folder's generation_config.json, the same
 # context length, and the API key in VLLM_API_KEY, never on the command line (where `ps` and
 # vLLM's log of its arguments would show it) nor in an image layer or a compose file.
+# persona's gate (serve/gate.py, copied into the image on PYTHONPATH) runs in front of vLLM, so
+# every route but /health and /ping needs the key, as under `persona serve`.
 # Arguments given to the container are appended (e.g. --tensor-parallel-size 2).
 #
 #   PERSONA_MODEL          served model name: the card's id (required)
-#   PERSONA_API_KEY        the key clients must send (required; /health stays open)
+#   PERSONA_API_KEY        the key clients must send (required; /health and /ping stay open)
 #   PERSONA_MODEL_DIR      the merged Hugging Face folder (default /models/persona)
 #   PERSONA_PORT           port inside the container (default 8000)
-#   PERSONA_MAX_MODEL_LEN  context length in tokens (default 2048, as persona serves)
+#   PERSONA_MAX_MODEL_LEN  context length in tokens (default 2048, as persona serves); the gate
+#                          refuses a max_tokens above it
+#   PERSONA_GATE_MAX_N     choices one request may ask for (`n`; the image sets 4)
 set -eu
 
 model_dir="${PERSONA_MODEL_DIR:-/models/persona}"
@@ -28,11 +32,13 @@ fail() {
 [ -f "$model_dir/config.json" ] || fail 66 "no merged model at $model_dir (config.json missing): train the card, then mount its runs/<id>/merged folder there"
 
 VLLM_API_KEY="$PERSONA_API_KEY"
-export VLLM_API_KEY
+PERSONA_GATE_MAX_TOKENS="${PERSONA_MAX_MODEL_LEN:-2048}"
+export VLLM_API_KEY PERSONA_GATE_MAX_TOKENS
 exec vllm serve "$model_dir" \
     --served-model-name "$PERSONA_MODEL" \
     --host 0.0.0.0 \
     --port "${PERSONA_PORT:-8000}" \
     --max-model-len "${PERSONA_MAX_MODEL_LEN:-2048}" \
     --generation-config auto \
+    --middleware persona.serve.gate.PersonaGate \
     "$@"

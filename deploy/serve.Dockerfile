@@ -13,6 +13,8 @@
 # the flags persona passes are known to parse. That image runs `vllm serve` as its ENTRYPOINT;
 # ours, deploy/serve-entrypoint.sh, execs the same `vllm serve` with the flags `persona serve`
 # uses, the key moved from PERSONA_API_KEY to VLLM_API_KEY, then any container arguments.
+# persona's gate (serve/gate.py, stdlib only) is copied in as persona.serve.gate: vLLM loads it
+# with --middleware, and it checks the key on every route (Kubernetes runs this image too).
 FROM vllm/vllm-openai:v0.32.0 AS runtime
 
 # Models are local folders: never reach for a hub, and send no usage statistics.
@@ -21,7 +23,12 @@ ENV PERSONA_MODEL_DIR=/models/persona \
     HF_HUB_OFFLINE=1 \
     TRANSFORMERS_OFFLINE=1 \
     VLLM_NO_USAGE_STATS=1 \
-    DO_NOT_TRACK=1
+    DO_NOT_TRACK=1 \
+    PERSONA_GATE_MAX_N=4
+# Only the gate's package path is added: no other persona code runs in this image.
+ENV PYTHONPATH=/opt/persona${PYTHONPATH:+:$PYTHONPATH}
+COPY persona/__init__.py /opt/persona/persona/
+COPY serve/__init__.py serve/gate.py /opt/persona/persona/serve/
 COPY --chmod=0755 deploy/serve-entrypoint.sh /usr/local/bin/persona-serve
 EXPOSE 8000
 ENTRYPOINT ["/usr/local/bin/persona-serve"]

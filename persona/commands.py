@@ -16,7 +16,8 @@ from persona.cli_args import model_argv, takes_model_flags
 from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, home, run_dir
 from persona.run_folder import RunFolder, check_request
-from persona.services import Children, api_key, ensure_free, spawn, wait_http
+from persona.services import (Children, api_key, check_api_exposure, ensure_free, spawn,
+                              wait_http)
 from persona.train.options import TrainOptions
 
 DEFAULT_CARD = REPO_ROOT / "cards" / "xiaocong.yaml"
@@ -205,11 +206,12 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         card: persona card YAML
         out: run folder (default: the card's run folder in the cache)
         port: API port
-        host: bind address (127.0.0.1 keeps it on this machine)
+        host: bind address (127.0.0.1 keeps it on this machine; any other needs PERSONA_API_KEY)
         compile: let vLLM compile the model graph (start-up ~80 s instead of ~25 s on CPU)
         tensor_parallel: GPUs to split the model over (CUDA hosts only)
         adapters: comma-separated cards to serve together on their shared base, each as a LoRA adapter under its id (replaces --card)
     """
+    check_api_exposure(host)  # before anything is trained or started
     if tensor_parallel > 1 and envs.device() != "cuda":
         raise CommandError(f"--tensor-parallel {tensor_parallel} needs CUDA GPUs; this host serves "
                            f"on CPU (PERSONA_DEVICE={os.environ.get('PERSONA_DEVICE', 'auto')})")
@@ -354,11 +356,12 @@ def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,
         out: run folder (default: the card's run folder in the cache)
         api_port: vLLM API port
         ui_port: Chainlit port
-        host: bind address for both
+        host: bind address for both (any but loopback needs PERSONA_API_KEY)
         allow_no_login: serve the chat on a non-loopback host without PERSONA_UI_PASSWORD
     """
     persona = load_card(card)
     _check_ui_login(host, allow_no_login)
+    check_api_exposure(host)
     model = _trained_run(card, out).merged
     key = api_key()
     with Children() as children:

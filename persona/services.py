@@ -6,6 +6,7 @@ Stdlib only: the CLI and the UI's launcher import it without loading a heavy pac
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 import signal
@@ -35,6 +36,31 @@ def free_port() -> int:
 def api_key() -> str:
     """PERSONA_API_KEY when set, else a fresh key that the caller prints once."""
     return os.environ.get("PERSONA_API_KEY") or "sk-persona-" + secrets.token_urlsafe(18)
+
+
+class KeyRequired(ServiceError):
+    """The API would listen beyond this machine on a key nobody chose."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False  # a host name: it may resolve to anything
+
+
+def check_api_exposure(host: str) -> None:
+    """Refuse to serve the API beyond this machine unless PERSONA_API_KEY chose its key: a
+    generated key lives only in one start-up banner and changes at every start."""
+    if os.environ.get("PERSONA_API_KEY") or is_loopback(host):
+        return
+    raise KeyRequired(
+        f"the API would listen on {host} with a key generated for this start only",
+        hint="set PERSONA_API_KEY to the key clients must send (e.g. python3 -c \"import secrets; "
+             "print('sk-persona-' + secrets.token_urlsafe(24))\"), or keep --host 127.0.0.1 "
+             "and put a proxy with its own authentication in front")
 
 
 def ensure_free(host: str, port: int, flag: str) -> None:

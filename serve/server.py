@@ -12,6 +12,7 @@ from pathlib import Path
 
 from persona.paths import home
 from persona.services import child_env, spawn
+from persona.serve import gate
 from persona.serve.host import CpuFit, fit
 
 DEFAULT_PORT = 8000
@@ -70,7 +71,8 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
     """The argv that serves opts.model from the env at env_prefix.
 
     The API key is not on the command line (it would show in `ps` and in vLLM's
-    log of its arguments); vllm_env passes it as VLLM_API_KEY.
+    log of its arguments); vllm_env passes it as VLLM_API_KEY. serve/gate.py's middleware
+    checks it on every route, where vLLM's own check covers only /v1 and a few others.
     """
     argv = [
         str(Path(env_prefix) / "bin" / "vllm"),
@@ -85,6 +87,7 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
         # "auto": default sampling settings and stop ids come from the folder's
         # generation_config.json (eos = <|im_end|> for the chat models here).
         "--generation-config", "auto",
+        "--middleware", gate.MIDDLEWARE,
     ]
     if opts.chat_template is not None:
         argv += ["--chat-template", str(opts.chat_template)]
@@ -117,6 +120,8 @@ def vllm_env(opts: ServeOptions, env_prefix: Path) -> dict[str, str]:
             "VIRTUAL_ENV": str(env_prefix),
             "PYTHONHOME": None,
             "VLLM_API_KEY": opts.api_key,
+            gate.MAX_TOKENS_ENV: str(opts.max_model_len),
+            gate.MAX_CHOICES_ENV: str(gate.DEFAULT_MAX_CHOICES),
             "VLLM_CACHE_ROOT": str(vllm_cache_root()),
             "VLLM_NO_USAGE_STATS": "1",
             "DO_NOT_TRACK": "1",
@@ -125,6 +130,7 @@ def vllm_env(opts: ServeOptions, env_prefix: Path) -> dict[str, str]:
             "TRANSFORMERS_OFFLINE": "1",
         },
         first_on_path=Path(env_prefix) / "bin",
+        source_tree=True,  # vLLM imports the gate as persona.serve.gate from this checkout
     )
     if opts.device == "cpu":
         cpu = opts.cpu or fit()

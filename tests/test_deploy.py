@@ -321,6 +321,14 @@ def test_vllm_deployment_serves_the_card_from_the_pvc(rendered):
     assert args[0] == f"{mounts[0]['mountPath']}/{CARD.id}"
 
 
+def test_vllm_gate_caps_max_tokens_at_the_context(rendered):
+    from persona.serve.gate import MAX_TOKENS_ENV
+
+    spec = container(by_kind(rendered, "Deployment")["persona-vllm"])
+    (context,) = flag_values(spec["args"], "--max-model-len")
+    assert env_of(spec)[MAX_TOKENS_ENV]["value"] == context
+
+
 def test_vllm_tensor_parallel_size_equals_its_gpus(rendered):
     spec = container(by_kind(rendered, "Deployment")["persona-vllm"])
     (tp,) = flag_values(spec["args"], "--tensor-parallel-size")
@@ -366,7 +374,7 @@ def test_services_select_their_pods_and_ports(rendered):
         assert {p["targetPort"] for p in service["spec"]["ports"]} <= port_names
 
 
-def test_kubernetes_images_are_pinned_and_match_the_tested_vllm(rendered):
+def test_kubernetes_images_are_pinned_and_match_the_tested_vllm(rendered, compose):
     images = [c["image"] for d in by_kind(rendered, "Deployment").values()
               for c in d["spec"]["template"]["spec"]["containers"]]
     images += [c["image"] for doc in load_yaml_docs(K8S / "model-loader.yaml")
@@ -378,8 +386,11 @@ def test_kubernetes_images_are_pinned_and_match_the_tested_vllm(rendered):
     images += [f"{i.get('newName', i['name'])}:{i['newTag']}" for i in kustomization.get("images", [])]
     for image in images:
         assert_pinned(image)
+    # The API pods run the image deploy/serve.Dockerfile builds (compose builds the same tag):
+    # the tested vLLM release (test_serve_image_is_the_vllm_release_persona_is_tested_with)
+    # plus persona's gate.
     vllm_image = container(by_kind(rendered, "Deployment")["persona-vllm"])["image"]
-    assert vllm_image in base_images(DOCKERFILES["serve"])
+    assert vllm_image == compose["services"]["serve"]["image"]
 
 
 # ---------------------------------------------------------------------------- Dockerfiles
@@ -454,6 +465,33 @@ def test_train_image_runs_the_persona_cli():
     assert {"setup", "train"} <= set(COMMANDS)
 
 
+def test_serve_image_carries_the_gate_where_vllm_imports_it(tmp_path):
+    """The serve image's COPYs of persona's files, replayed into a folder standing for the
+    image's /, and its PYTHONPATH: a bare interpreter there imports the --middleware class."""
+    from persona.serve.gate import MIDDLEWARE
+
+    root = tmp_path / "image"
+    for rest in dockerfile_values(DOCKERFILES["serve"], "COPY"):
+        if "--from=" in rest:
+            continue  # the model, from its own build context
+        words = [w for w in rest.split() if not w.startswith("--")]
+        sources, target = words[:-1], words[-1]
+        for source in sources:
+            destination = root / target.lstrip("/")
+            if target.endswith("/"):
+                destination = destination / Path(source).name
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(REPO_ROOT / source, destination)
+    # /opt/persona${PYTHONPATH:+:$PYTHONPATH}: the first entry, before the base image's own
+    python_path = re.split(r"[:$]", dockerfile_env(DOCKERFILES["serve"])["PYTHONPATH"])[0]
+    module, _, name = MIDDLEWARE.rpartition(".")
+    probe = f"import importlib; print(getattr(importlib.import_module({module!r}), {name!r}).__name__)"
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", f"import sys; sys.path.insert(0, "
+                             f"{str(root / python_path.lstrip('/'))!r}); {probe}"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0 and result.stdout.strip() == name, result.stderr
+
+
 def test_serve_image_enters_through_the_persona_script():
     dockerfile = DOCKERFILES["serve"]
     (entrypoint,) = exec_form(dockerfile, "ENTRYPOINT")
@@ -497,7 +535,8 @@ def fake_vllm(tmp_path):
     stub = bin_dir / "vllm"
     stub.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
                     f"open({str(record)!r}, 'w').write(json.dumps("
-                    "{'argv': sys.argv[1:], 'VLLM_API_KEY': os.environ.get('VLLM_API_KEY')}))\n")
+                    "{'argv': sys.argv[1:], 'VLLM_API_KEY': os.environ.get('VLLM_API_KEY'), "
+                    "'env': dict(os.environ)}))\n")
     stub.chmod(0o755)
     model = tmp_path / "merged"
     model.mkdir()
@@ -517,6 +556,11 @@ def recorded(record: Path) -> tuple[list[str], str | None]:
     return data["argv"], data["VLLM_API_KEY"]
 
 
+def recorded_env(record: Path) -> dict[str, str]:
+    """The environment the entrypoint exec'd vLLM with."""
+    return json.loads(record.read_text())["env"]
+
+
 def test_entrypoint_execs_vllm_serve_with_personas_flags(fake_vllm):
     env, record, model = fake_vllm
     result = run_entrypoint(env, "--tensor-parallel-size", "2")
@@ -527,6 +571,19 @@ def test_entrypoint_execs_vllm_serve_with_personas_flags(fake_vllm):
     assert flag_values(argv, "--port") == ["8000"]
     assert key == KEY and not any(KEY in arg for arg in argv)
     assert argv[-2:] == ["--tensor-parallel-size", "2"]
+
+
+def test_entrypoint_puts_the_gate_in_front_with_the_context_as_its_cap(fake_vllm):
+    from persona.serve.gate import MAX_TOKENS_ENV, MIDDLEWARE
+
+    env, record, _ = fake_vllm
+    for context in (None, "4096"):
+        changed = env if context is None else {**env, "PERSONA_MAX_MODEL_LEN": context}
+        assert run_entrypoint(changed).returncode == 0
+        argv, _ = recorded(record)
+        assert flag_values(argv, "--middleware") == [MIDDLEWARE]
+        assert recorded_env(record)[MAX_TOKENS_ENV] == flag_values(argv, "--max-model-len")[0]
+    assert flag_values(argv, "--max-model-len") == ["4096"]
 
 
 @pytest.mark.parametrize("unset, code, hint", [
@@ -598,9 +655,11 @@ def test_deploy_serves_as_persona_serve_does(rendered, fake_vllm):
             assert deployed[flag] == persona[flag], f"{where}: {flag} {deployed[flag]} != {persona[flag]}"
         assert deployed["--served-model-name"] == CARD.id
 
-    image_env = set(dockerfile_env(DOCKERFILES["serve"])) | {"VLLM_API_KEY"}  # the script exports it
-    assert persona_env <= image_env, sorted(persona_env - image_env)
-    assert persona_env <= set(env_of(vllm)), sorted(persona_env - set(env_of(vllm)))
+    image_env = set(dockerfile_env(DOCKERFILES["serve"]))
+    script_env = image_env | set(recorded_env(record))  # what the script exports on top
+    assert persona_env <= script_env, sorted(persona_env - script_env)
+    pod_env = image_env | set(env_of(vllm))  # the pods run the serve image
+    assert persona_env <= pod_env, sorted(persona_env - pod_env)
 
 
 # ---------------------------------------------------------------------------- slow: real pieces

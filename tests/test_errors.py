@@ -84,6 +84,7 @@ def test_every_error_derives_from_persona_error():
     ("persona.services.ServiceError", RuntimeError),
     ("persona.envs.EnvError", RuntimeError),
     ("persona.ui.login.LoginRequired", RuntimeError),
+    ("persona.services.KeyRequired", RuntimeError),
 ])
 def test_errors_keep_the_builtin_base_their_callers_catch(name, base):
     assert issubclass(WALKED[name], base)

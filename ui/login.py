@@ -6,11 +6,10 @@ Stdlib only: the CLI checks the policy before it starts anything.
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from typing import Mapping
 
-from persona.services import ServiceError
+from persona.services import ServiceError, is_loopback
 from persona.ui.settings import UISettings
 
 
@@ -25,15 +24,6 @@ def credentials_ok(settings: UISettings, username: str, password: str) -> bool:
     user_ok = hmac.compare_digest(username.strip().encode(), settings.login_user.encode())
     password_ok = hmac.compare_digest(password.encode(), settings.login_password.encode())
     return user_ok and password_ok
-
-
-def is_loopback(host: str) -> bool:
-    if host.strip().lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False  # a host name: it may resolve to anything
 
 
 def check_exposure(host: str, password: str | None, allow_no_login: bool = False) -> None:
