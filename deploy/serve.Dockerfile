@@ -15,6 +15,10 @@
 # uses, the key moved from PERSONA_API_KEY to VLLM_API_KEY, then any container arguments.
 # persona's gate (serve/gate.py, stdlib only) is copied in as persona.serve.gate: vLLM loads it
 # with --middleware, and it checks the key on every route (Kubernetes runs this image too).
+#
+# Tag, not digest: no digest of v0.32.0 is known offline. To pin one (deploy/README.md, "Pin
+# images by digest"), write FROM vllm/vllm-openai:v0.32.0@sha256:<digest>; keep the tag in front,
+# the tests compare it with requirements/serve-cpu.txt.
 FROM vllm/vllm-openai:v0.32.0 AS runtime
 
 # Models are local folders: never reach for a hub, and send no usage statistics.
@@ -30,6 +34,16 @@ ENV PYTHONPATH=/opt/persona${PYTHONPATH:+:$PYTHONPATH}
 COPY persona/__init__.py /opt/persona/persona/
 COPY serve/__init__.py serve/gate.py /opt/persona/persona/serve/
 COPY --chmod=0755 deploy/serve-entrypoint.sh /usr/local/bin/persona-serve
+# vLLM's image runs as root; this one runs as a fixed non-root uid. It must exist in /etc/passwd
+# (torch's compile cache asks getpass.getuser() for its name) and own a HOME, where vLLM, torch,
+# Triton and FlashInfer keep their caches (~/.cache, ~/.triton). Kubernetes mounts emptyDirs on
+# HOME and /tmp and keeps the rest read-only; compose keeps ~/.cache in a volume.
+ENV HOME=/home/persona
+RUN groupadd --gid 10001 persona \
+    && useradd --no-log-init --create-home --home-dir "$HOME" --uid 10001 --gid 10001 persona \
+    && install -d -o 10001 -g 10001 "$HOME/.cache"
+USER 10001:10001
+WORKDIR /home/persona
 EXPOSE 8000
 ENTRYPOINT ["/usr/local/bin/persona-serve"]
 CMD []
@@ -38,7 +52,8 @@ CMD []
 FROM runtime AS serve-with-model
 ARG PERSONA_MODEL
 ENV PERSONA_MODEL=${PERSONA_MODEL}
-# `model` is a named build context (--build-context model=DIR), not a stage.
+# `model` is a named build context (--build-context model=DIR), not a stage. Owned by root:
+# the server only reads it. The stage inherits runtime's USER.
 # hadolint ignore=DL3022
 COPY --from=model . /models/persona
 

