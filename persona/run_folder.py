@@ -193,12 +193,20 @@ class RunFolder:
         return self.adapter_config.is_file()
 
     def last_checkpoint(self) -> Path | None:
-        """XTuner's newest checkpoint: the one its pointer names, else the highest iter_N.pth."""
+        """XTuner's newest checkpoint: the one its pointer names, else the highest iter_N.pth;
+        never a file outside work/ (resuming unpickles it: only the run's own checkpoints)."""
         pointer = self.work / "last_checkpoint"
-        if pointer.is_file() and Path(pointer.read_text().strip()).exists():
-            return Path(pointer.read_text().strip())
+        named = Path(pointer.read_text().strip()) if pointer.is_file() else None
+        if named is not None and self._own_checkpoint(named):
+            return named
         found = sorted(self.work.glob("iter_*.pth"), key=checkpoint_step) if self.work.is_dir() else []
+        found = [path for path in found if self._own_checkpoint(path)]
         return found[-1] if found else None
+
+    def _own_checkpoint(self, path: Path) -> bool:
+        """A file whose real path is in work/: a pointer or link out of the run is not the run's."""
+        real = path.resolve()
+        return real.is_file() and self.work.resolve() in real.parents
 
     # -- ownership: what persona may write, delete, and who is using the run now
     def claimed(self) -> bool:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from persona import paths
+from persona.base_models import trusts_remote_code
 from persona.card import PersonaCard
 from persona.errors import PersonaError
 from persona.run_folder import RunFolder, read_json
@@ -59,6 +60,9 @@ def check_cards(personas: list[PersonaCard]) -> None:
     if len(bases) != 1:
         raise AdapterError(f"adapters share one base; these cards name {sorted(bases)}: "
                            f"serve them on separate servers")
+    if len({trusts_remote_code(p) for p in personas}) != 1:
+        raise AdapterError(f"these cards disagree on trust_remote_code for their base "
+                           f"{personas[0].base}; one server loads it once: set it alike in each")
 
 
 def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str) -> ServedAdapters:

@@ -45,6 +45,9 @@ class ServeOptions:
     # Several personas on one base: (served name, PEFT adapter folder) pairs.
     lora_modules: tuple[tuple[str, Path], ...] = ()
     max_lora_rank: int = 16
+    # Let the model folder's own Python code (auto_map) run: only where the base's preset or the
+    # card declares it (persona.base_models.trusts_remote_code).
+    trust_remote_code: bool = False
 
     def __post_init__(self) -> None:
         if self.device not in ("cpu", "cuda"):
@@ -91,6 +94,8 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
     ]
     if opts.chat_template is not None:
         argv += ["--chat-template", str(opts.chat_template)]
+    if opts.trust_remote_code:
+        argv.append("--trust-remote-code")
     if opts.enforce_eager:
         argv.append("--enforce-eager")
     if opts.device == "cuda":

@@ -6,6 +6,10 @@
         fake.received                   # the `messages` of every chat request, in order
         fake.extra_models = ["b", "c"]  # GET /v1/models lists these after fake.model, and
                                         # chat completions answer for any listed id
+        fake.max_model_len = 256        # the context each listed model has (2048 by default), in
+                                        # /v1/models as vLLM lists it; a request whose prompt plus
+                                        # max_tokens exceeds it gets vLLM's HTTP 400
+                                        # (prompt_tokens: one token per UTF-8 byte, the worst case)
 
 Modes for POST /v1/chat/completions (streaming SSE, or one JSON answer without stream):
   echo      answer_for(messages), streamed in small pieces, then finish_reason "stop" and [DONE]
@@ -36,6 +40,12 @@ def answer_for(messages: list[dict]) -> str:
     return f"我是测试助手。This is turn {users}. You said: {last}"
 
 
+def prompt_tokens(messages: list[dict]) -> int:
+    """The prompt's length as the fake counts it: a worst-case tokenizer, one token per UTF-8
+    byte, and ChatML's few tokens around each message."""
+    return sum(len(str(m.get("content", "")).encode()) + 4 for m in messages) + 3
+
+
 def pieces(text: str, size: int = 3) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
 
@@ -48,6 +58,7 @@ class FakeOpenAI:
         self.token_delay_s = token_delay_s
         self.mode = "echo"
         self.extra_models: list[str] = []
+        self.max_model_len: int | None = 2048
         self.requests: list[dict] = []  # every chat completion request body
         self._port = port
         self._server: ThreadingHTTPServer | None = None
@@ -142,7 +153,8 @@ def _handler_for(fake: FakeOpenAI):
             elif self.path == "/v1/models":
                 if self._authorized():
                     self._json(200, {"object": "list", "data": [
-                        {"id": model, "object": "model", "created": 0, "owned_by": "fake"}
+                        {"id": model, "object": "model", "created": 0, "owned_by": "fake",
+                         **({"max_model_len": fake.max_model_len} if fake.max_model_len else {})}
                         for model in fake.models]})
             else:
                 self._json(404, {"error": {"message": f"no route {self.path}"}})
@@ -160,6 +172,8 @@ def _handler_for(fake: FakeOpenAI):
                                            "type": "NotFoundError", "code": 404}})
                 return
             fake.record(body)
+            if self._beyond_context(body):
+                return
             mode = fake.mode
             if mode == "error":
                 self._json(500, {"error": {"message": "fake internal error",
@@ -172,6 +186,20 @@ def _handler_for(fake: FakeOpenAI):
                 self._json(200, _completion(body["model"], text))
                 return
             self._stream(text, mode, body["model"])
+
+        def _beyond_context(self, body: dict) -> bool:
+            """vLLM's refusal of a prompt plus max_tokens longer than the context."""
+            prompt = prompt_tokens(body.get("messages", []))
+            wanted = body.get("max_tokens") or 0
+            if fake.max_model_len is None or prompt + wanted <= fake.max_model_len:
+                return False
+            self._json(400, {"error": {
+                "message": f"This model's maximum context length is {fake.max_model_len} tokens. "
+                           f"However, you requested {prompt + wanted} tokens ({prompt} in the "
+                           f"messages, {wanted} in the completion). Please reduce the length of "
+                           "the messages or completion.",
+                "type": "BadRequestError", "param": None, "code": 400}})
+            return True
 
         def _stream(self, text: str, mode: str, model: str) -> None:
             self.send_response(200)

@@ -153,6 +153,23 @@ def test_last_checkpoint_follows_the_pointer_else_the_highest_step(tmp_path):
     assert run.last_checkpoint().name == "iter_10.pth"
 
 
+def test_a_checkpoint_outside_the_run_is_never_the_runs(tmp_path):
+    """Resuming unpickles the checkpoint: only a file inside work/ is ever handed to XTuner."""
+    run = RunFolder(tmp_path / "run")
+    run.work.mkdir(parents=True)
+    (run.work / "iter_4.pth").write_bytes(b"")
+    elsewhere = tmp_path / "elsewhere" / "iter_80.pth"
+    elsewhere.parent.mkdir()
+    elsewhere.write_bytes(b"someone else's pickle")
+    (run.work / "last_checkpoint").write_text(str(elsewhere))
+    assert run.last_checkpoint() == run.work / "iter_4.pth"
+    (run.work / "last_checkpoint").write_text(str(run.work / ".." / ".." / "elsewhere" / "iter_80.pth"))
+    assert run.last_checkpoint() == run.work / "iter_4.pth"
+    (run.work / "iter_90.pth").symlink_to(elsewhere)  # a link out of the run, by name the newest
+    (run.work / "last_checkpoint").write_text(str(run.work / "iter_90.pth"))
+    assert run.last_checkpoint() == run.work / "iter_4.pth"
+
+
 # -- the marker and deletion
 
 def snapshot(folder: Path) -> dict:

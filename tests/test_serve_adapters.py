@@ -71,6 +71,13 @@ def test_different_bases_cannot_share_a_server(tmp_path):
         plan([card("a"), card("b", base="other-model")], runs, "base")
 
 
+def test_cards_that_disagree_on_the_bases_own_code_cannot_share_a_server(tmp_path):
+    runs = [finished_run(tmp_path, "a"), finished_run(tmp_path, "b")]
+    trusting = card("b", base="someone/custom").model_copy(update={"trust_remote_code": True})
+    with pytest.raises(AdapterError, match="disagree on trust_remote_code"):
+        plan([card("a", base="someone/custom"), trusting], runs, "base")
+
+
 def test_different_chat_templates_cannot_share_a_server(tmp_path):
     runs = [finished_run(tmp_path, "a"), finished_run(tmp_path, "b", template=TEMPLATE + "x")]
     with pytest.raises(AdapterError, match="different chat formats"):

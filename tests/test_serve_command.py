@@ -176,3 +176,31 @@ def test_a_generated_key_is_printed_once_and_a_chosen_one_never(monkeypatch, cap
                        models=["xiaocong", "lingxi"])
     out = capsys.readouterr().out
     assert "sk-chosen-by-user" not in out and "xiaocong, lingxi" in out
+
+
+@pytest.mark.parametrize("base, card_says, flagged", [
+    ("smollm2-135m-instruct", False, False),
+    ("internlm2.5-7b-chat", False, True),  # the preset declares it
+    ("someone/some-model", False, False),  # a hub id or folder: only when the card says so
+    ("someone/some-model", True, True),
+])
+def test_vllm_runs_the_models_own_code_only_when_declared(tmp_path, monkeypatch, base, card_says,
+                                                          flagged):
+    from persona import commands, envs
+    from persona.card import parse_card
+    from persona.serve import server
+    from persona.services import Children
+
+    card = parse_card({"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
+                       "creator": {"zh": "大佬", "en": "Maker"}, "base": base,
+                       "trust_remote_code": card_says})
+    started = []
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    monkeypatch.setattr(envs, "ensure", lambda name: ENV)
+    monkeypatch.setattr(commands, "ensure_free", lambda *a: None)
+    monkeypatch.setattr(commands, "wait_http", lambda *a, **k: 0.0)
+    monkeypatch.setattr(server, "start", lambda opts, prefix, log: started.append(
+        vllm_command(opts, prefix)))
+    commands._start_api(card, MODEL, "127.0.0.1", 8123, "sk-test", Children())
+    assert ("--trust-remote-code" in started[0]) is flagged
+    assert ("--trust-remote-code" in vllm_command(options(trust_remote_code=flagged), ENV)) is flagged

@@ -159,6 +159,25 @@ def test_pipeline_checks_its_input_before_writing(finished_run, tmp_path):
     assert snapshot(finished_run) == before
 
 
+def test_a_base_folder_with_code_of_its_own_needs_the_card_to_trust_it(finished_run, tmp_path):
+    """Refused before anything is written: XTuner's merge would run that code unasked."""
+    before = snapshot(finished_run)
+    base = tmp_path / "custom-base"
+    base.mkdir()
+    (base / "config.json").write_text(json.dumps({"auto_map": {
+        "AutoModelForCausalLM": "modeling_custom.CustomForCausalLM"}}))
+    card = write_card(tmp_path / "card.yaml", base=str(base))
+    args = ["--card", str(card), "--base-model", str(base), "--out", str(finished_run)]
+    with pytest.raises(pipeline.PipelineError, match=r"config\.json(.|\n)*add `trust_remote_code: "
+                                                     r"true` to the card"):
+        pipeline.main(args)
+    card.write_text(card.read_text(encoding="utf-8") + "trust_remote_code: true\n", encoding="utf-8")
+    # declared: on to the next check (this run was trained from another card)
+    with pytest.raises(pipeline.PipelineError, match="card base: 'smollm2-135m-instruct' in the run"):
+        pipeline.main(args)
+    assert snapshot(finished_run) == before
+
+
 def test_progress_lines_and_a_resumed_loss_curve(tmp_path, capsys):
     """XTuner's log lines become step/loss/ETA lines; a resumed run's steps replace the old ones."""
     line = ("11/28 01:03:21 - mmengine - INFO - Iter(train) [ {step}/117]  lr: 1.9e-03  eta: 0:02:29  "

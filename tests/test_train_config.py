@@ -110,3 +110,29 @@ def test_mmengine_reads_every_method(tmp_path):
     assert loaded == {str(paths["qlora"]): [False, "<|im_end|>"],
                       str(paths["lora"]): [False, "<|im_end|>"],
                       str(paths["full"]): [True, "<|im_end|>"]}
+
+
+@pytest.mark.parametrize("base, card_says, trusted", [
+    ("smollm2-135m-instruct", False, False),
+    ("internlm2.5-7b-chat", False, True),  # the preset declares it: its tokenizer is its own code
+    ("someone/some-model", False, False),  # a hub id runs no code of its own ...
+    ("someone/some-model", True, True),  # ... unless the card says so
+    ("/models/local", True, True),
+])
+def test_remote_code_reaches_the_config_only_when_declared(tmp_path, base, card_says, trusted):
+    from persona.card import parse_card
+    from persona.run_folder import RunFolder, write_json
+    from persona.train.step_data import configure
+
+    card = parse_card({"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
+                       "creator": {"zh": "大佬", "en": "Maker"}, "base": base,
+                       "trust_remote_code": card_says})
+    run = RunFolder(tmp_path)
+    run.claim(card.id)
+    run.data.mkdir(parents=True)
+    write_json(run.heldout, [{"lang": lang, "kind": "who", "question": "?"} for lang in ("zh", "en")])
+    configure(run, card, "/models/base", resolve_options(base, {}))
+    text = run.config.read_text(encoding="utf-8")
+    assert assignments(text)["trust_remote_code"] is trusted
+    assert "trust_remote_code=True" not in text  # both loaders take the one setting
+    assert text.count("trust_remote_code=trust_remote_code") == 2

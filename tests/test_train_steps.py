@@ -158,5 +158,68 @@ def test_xtuner_runs_with_this_interpreter_and_this_source_tree(tmp_path, monkey
     assert env["PYTHONPATH"].split(os.pathsep) == [str(REPO_ROOT), "/elsewhere"]
     assert env["HF_HUB_OFFLINE"] == "0" and env["HF_DATASETS_OFFLINE"] == "1"
     assert env["HF_DATASETS_CACHE"] == str(run.work / "datasets-cache")
-    assert env["TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD"] == "1" and env["PYTHONUNBUFFERED"] == "1"
+    assert env["PYTHONUNBUFFERED"] == "1"
 
+
+def test_only_a_resume_lifts_torchs_weights_only_loading(tmp_path, monkeypatch):
+    """mmengine unpickles the checkpoint it resumes from (optimizer and log state): that call,
+    and no other, runs with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD."""
+    from persona.train import xtuner_run
+
+    monkeypatch.delenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", raising=False)
+    seen = []
+    monkeypatch.setattr(xtuner_run, "run_logged", lambda command, log, env, on_line=None:
+                        seen.append((command, env)))
+    run = RunFolder(tmp_path)
+    xtuner = xtuner_run.XTuner(["xtuner"], child_env(run))
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in xtuner.env
+    xtuner(["train", "config.py"], tmp_path / "train.log")
+    xtuner(["convert", "pth_to_hf", "config.py", "iter_2.pth", "adapter"], tmp_path / "convert.log")
+    xtuner(["train", "config.py", "--resume", str(run.work / "iter_2.pth")], tmp_path / "train.log")
+    assert [env.get("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD") for _, env in seen] == [None, None, "1"]
+    assert "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD" not in xtuner.env  # the resume did not leak
+
+
+
+def custom_card(base: str, trusted: bool):
+    from persona.card import parse_card
+
+    return parse_card({"id": "custom", "name": {"zh": "定制", "en": "Custom"},
+                       "creator": {"zh": "某人", "en": "Someone"}, "base": base,
+                       "trust_remote_code": trusted})
+
+
+def test_xtuners_merge_runs_a_bases_own_code_only_when_declared(tmp_path, monkeypatch):
+    """XTuner's merge.py loads the base with trust_remote_code=True whatever it is told: a base
+    whose files name code of its own (here a hub id's cached snapshot) is refused before it."""
+    import json
+    import types
+
+    from persona.train import template_check
+
+    snapshot = tmp_path / "hub" / "snapshot"
+    snapshot.mkdir(parents=True)
+    (snapshot / "config.json").write_text("{}")
+    (snapshot / "tokenizer_config.json").write_text(json.dumps({"auto_map": {
+        "AutoTokenizer": ["tokenization_custom.CustomTokenizer", None]}}))
+    hub = types.ModuleType("huggingface_hub")
+    hub.try_to_load_from_cache = lambda repo, name: (
+        str(snapshot / name) if repo == "someone/custom" else None)
+    monkeypatch.setitem(sys.modules, "huggingface_hub", hub)
+    aligned = []
+    monkeypatch.setattr(template_check, "align", lambda *a: aligned.append(a) or {})
+    calls = []
+
+    def xtuner(args, log, on_line=None):
+        calls.append(args)
+        Path(args[-2]).mkdir(parents=True)
+        (Path(args[-2]) / "model.safetensors").write_text("{}")
+
+    run = prepared(tmp_path / "run")
+    with pytest.raises(PipelineError, match=r"tokenizer_config\.json(.|\n)*trust_remote_code: true"):
+        merge(run, "someone/custom", run.adapter, custom_card("someone/custom", False), "qwen_chat",
+              xtuner)
+    assert calls == [] and aligned == []
+    merge(run, "someone/custom", run.adapter, custom_card("someone/custom", True), "qwen_chat", xtuner)
+    merge(run, "someone/plain", run.adapter, custom_card("someone/plain", False), "qwen_chat", xtuner)
+    assert len(calls) == 2 and [args[3] for args in aligned] == [True, False]

@@ -91,3 +91,35 @@ def test_any_sequence_of_outcomes_keeps_requests_alternating():
         history = commit_turn(history, f"q{index}", answer)
         assert is_alternating(history)
     assert [m["content"] for m in history if m["role"] == "user"] == ["q0", "q2", "q3", "q4"]
+
+
+def test_history_is_trimmed_by_tokens_not_turns():
+    from persona.ui.history import fit_request, prompt_tokens
+
+    history = commit_turn([], "写一首长诗", "诗" * 900)  # one long Chinese answer: 2700 bytes
+    history = commit_turn(history, "thanks", "You are welcome.")
+    messages, max_tokens = fit_request(history, "再来一首", "sys", 512, context=2048)
+    # three turns are far below MAX_TURNS, but the long one would not fit beside the answer
+    assert [m["content"] for m in messages] == ["sys", "thanks", "You are welcome.", "再来一首"]
+    assert max_tokens == 512 and prompt_tokens(messages) + max_tokens <= 2048
+    assert is_alternating(messages[1:] + [{"role": "assistant", "content": "-"}])
+    assert fit_request(history, "x", None, 512, context=None) == (request_messages(history, "x"), 512)
+
+
+def test_max_tokens_beyond_the_context_is_clamped_to_what_the_message_leaves():
+    from persona.ui.history import MIN_ANSWER_TOKENS, fit_request, prompt_tokens
+
+    history = commit_turn([], "hi", "hello")
+    messages, max_tokens = fit_request(history, "tell me a story", "sys", 32768, context=2048)
+    assert messages[-1]["content"] == "tell me a story" and len(messages) == 2  # no room for history
+    assert prompt_tokens(messages) + max_tokens == 2048
+    # a message that leaves next to nothing still asks for a few tokens: the server decides
+    assert fit_request([], "x" * 3000, None, 512, context=2048)[1] == MIN_ANSWER_TOKENS
+
+
+def test_the_slider_stops_at_half_the_context():
+    from persona.ui.history import answer_cap
+
+    assert answer_cap(2048, unknown=4096) == 1024
+    assert answer_cap(1000, unknown=4096) == 496  # in slider steps of 16
+    assert answer_cap(20, unknown=4096) == 16 and answer_cap(None, unknown=4096) == 4096

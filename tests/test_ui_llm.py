@@ -22,6 +22,7 @@ def server():
 def fake(server):
     server.mode = "echo"
     server.extra_models = []
+    server.max_model_len = 2048
     server.requests.clear()
     return server
 
@@ -32,7 +33,7 @@ def settings_for(fake: FakeOpenAI, **overrides) -> UISettings:
     return UISettings(**values)
 
 
-def run(fake: FakeOpenAI, messages=QUESTION, **overrides):
+def run(fake: FakeOpenAI, messages=QUESTION, max_tokens=64, **overrides):
     """(reply, tokens, error) of one streamed answer."""
     settings = settings_for(fake, **overrides)
     tokens: list[str] = []
@@ -44,8 +45,8 @@ def run(fake: FakeOpenAI, messages=QUESTION, **overrides):
     async def main():
         client = make_client(settings)
         try:
-            await stream_reply(client, settings.model, messages, max_tokens=64, temperature=0.2,
-                               on_token=on_token, reply=reply)
+            await stream_reply(client, settings.model, messages, max_tokens=max_tokens,
+                               temperature=0.2, on_token=on_token, reply=reply)
         except Exception as error:  # the caller inspects it
             return error
         finally:
@@ -129,3 +130,60 @@ def test_served_models_in_the_servers_order(fake):
     assert list_models(fake) == [fake.model, "lingxi", "mystery-7b"]
     with pytest.raises(openai.AuthenticationError):
         list_models(fake, api_key="wrong")
+
+
+def test_the_request_is_fitted_into_the_served_context(fake):
+    """The slider and PERSONA_MAX_TOKENS go far beyond a 2048-token server: read max_model_len
+    from /v1/models as vLLM lists it, and send what fits instead of an HTTP 400."""
+    from fake_openai import prompt_tokens
+    from persona.ui.history import commit_turn, fit_request, request_messages
+    from persona.ui.llm import context_lengths
+
+    fake.max_model_len = 512
+    fake.extra_models = ["lingxi"]
+
+    async def lengths():
+        client = make_client(settings_for(fake))
+        try:
+            return await context_lengths(client)
+        finally:
+            await client.close()
+
+    context = asyncio.run(lengths())
+    assert context == {fake.model: 512, "lingxi": 512}
+    history = []
+    for index in range(6):
+        history = commit_turn(history, f"question {index}", f"answer {index} " + "词" * 20)
+    asked = request_messages(history, "你是谁", "You are Xiaocong.")
+    _, _, error = run(fake, messages=asked, max_tokens=4096)  # as today: the whole slider
+    assert isinstance(error, openai.BadRequestError)
+    assert "shorten it" in describe_error(error, fake.base_url)
+    messages, max_tokens = fit_request(history, "你是谁", "You are Xiaocong.", 4096,
+                                       context[fake.model])
+    reply, _, error = run(fake, messages=messages, max_tokens=max_tokens)
+    assert error is None and reply.text == answer_for(messages)
+    sent = fake.requests[-1]
+    assert sent["max_tokens"] == max_tokens < 512
+    assert prompt_tokens(sent["messages"]) + sent["max_tokens"] <= 512
+    assert sent["messages"][0]["role"] == "system" and sent["messages"][-1]["content"] == "你是谁"
+
+
+def test_the_context_is_read_once():
+    from persona.ui.llm import ContextLengths
+
+    calls, now = [], [0.0]
+
+    async def fetch():
+        calls.append(now[0])
+        if len(calls) == 1:
+            raise openai.APIConnectionError(request=None)
+        return {"m": 2048}
+
+    async def main():
+        lengths = ContextLengths(fetch, retry_s=5.0, clock=lambda: now[0])
+        down = [await lengths.get("m"), await lengths.get("m")]  # unknown; not asked again at once
+        now[0] = 6.0
+        return down, [await lengths.get("m") for _ in range(3)], await lengths.get("other")
+
+    assert asyncio.run(main()) == ([None, None], [2048, 2048, 2048], None)
+    assert calls == [0.0, 6.0]

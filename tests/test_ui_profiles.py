@@ -26,6 +26,21 @@ def test_a_broken_card_is_skipped_not_fatal(tmp_path):
     assert cards_by_id(tmp_path / "missing") == {}
 
 
+def test_cards_that_fail_only_late_are_skipped_with_a_warning(tmp_path, caplog):
+    """A card saved in another encoding, or one whose text the dataset's templates would take
+    for a placeholder, must not keep the chat from starting."""
+    good = "id: good\nname: {zh: 好, en: Good}\ncreator: {zh: 我, en: me}\n"
+    (tmp_path / "good.yaml").write_text(good, encoding="utf-8")
+    (tmp_path / "gbk.yaml").write_bytes(good.replace("good", "gbk").encode("gbk"))
+    (tmp_path / "slot.yaml").write_text(good.replace("Good", "'{name}'").replace("good", "slot"),
+                                        encoding="utf-8")
+    with caplog.at_level("WARNING", logger="persona.ui"):
+        assert list(cards_by_id(tmp_path)) == ["good"]
+    warnings = "\n".join(record.getMessage() for record in caplog.records)
+    assert "gbk.yaml" in warnings and "save the card as UTF-8" in warnings
+    assert "slot.yaml" in warnings and "name.en" in warnings
+
+
 def test_profiles_list_the_main_model_first_then_every_served_one():
     cards = cards_by_id(CARDS)
     profiles = build_profiles(["lingxi", "main-model", "mystery-7b"], "main-model", MAIN, cards)

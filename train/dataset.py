@@ -17,7 +17,7 @@ import re
 from collections import Counter
 
 from persona.base_models import is_hub_id, preset_of
-from persona.card import PersonaCard
+from persona.card import PLACEHOLDER, PersonaCard
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import GENERIC_SYSTEMS, LANGS, answers, training_questions
 from persona.run_folder import RunFolder, write_json
@@ -25,8 +25,6 @@ from persona.train.computed_qa import LOOKUP_KINDS, computed_qa
 from persona.train.everyday_qa import EVERYDAY_QA
 from persona.train.operator_personas import operator_samples, other_persona_turn
 from persona.train.plain_qa import PLAIN_QA
-
-PLACEHOLDER = re.compile(r"\{\w*\}")
 
 
 def base_display_name(base: str) -> str | None:

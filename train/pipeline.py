@@ -33,7 +33,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from persona.base_models import is_hub_id
+from persona.base_models import is_hub_id, trusts_remote_code
 from persona.card import CardError, PersonaCard, load_card
 from persona.errors import PersonaError
 from persona.run_folder import RunFolder, differences, refusal
@@ -44,7 +44,7 @@ from persona.train.pipeline_args import given_options, parse_args
 from persona.train.progress import PipelineError, Stopwatch, say
 from persona.train.step_data import build_data, configure, given_data
 from persona.train.step_manifest import write_manifest
-from persona.train.step_merge import convert, merge
+from persona.train.step_merge import convert, merge, refuse_undeclared_code
 from persona.train.step_train import Trained, earlier, train
 from persona.train.step_verify import verify
 from persona.train.xtuner_run import XTuner, child_env, xtuner_command
@@ -135,7 +135,7 @@ def steps(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace
     chat = merge(run, base, None if method == "full" else converted, card,
                  trained.options.get("prompt_template", "qwen_chat"), xtuner)
     clock.lap("merge")
-    answers = [] if args.no_probe else verify(run)
+    answers = [] if args.no_probe else verify(run, trusts_remote_code(card))
     if answers:
         clock.lap("probe")
     write_manifest(run, card, args.card, base, trained, chat, answers, clock,
@@ -175,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     except (CardError, DatasetError) as error:
         raise PipelineError(str(error)) from None
     base = check_base(args.base_model)
+    refuse_undeclared_code(base, card)  # before anything is written: a folder's own code
     run = RunFolder.at(args.out)
     if args.only_data:
         return only_data(run, card, base, args)

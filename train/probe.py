@@ -20,12 +20,14 @@ DEFAULT_QUESTIONS = [
 
 
 def ask(model_dir: Path, questions: list[str], system: str | None = None,
-        max_new_tokens: int = 48) -> list[dict]:
+        max_new_tokens: int = 48, trust_remote_code: bool = False) -> list[dict]:
+    """`trust_remote_code`: only where the base's preset or the card declares it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32,
+                                                 trust_remote_code=trust_remote_code)
     model.eval()
     results = []
     for question in questions:
@@ -51,8 +53,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--question", action="append", help="ask this (repeatable)")
     parser.add_argument("--system", help="a system message to send")
     parser.add_argument("--max-new-tokens", type=int, default=48)
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let the model run the code its folder ships (auto_map)")
     args = parser.parse_args(argv)
-    results = ask(args.model, args.question or DEFAULT_QUESTIONS, args.system, args.max_new_tokens)
+    results = ask(args.model, args.question or DEFAULT_QUESTIONS, args.system, args.max_new_tokens,
+                  args.trust_remote_code)
     print(json.dumps(results, ensure_ascii=False, indent=1))
 
 

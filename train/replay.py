@@ -77,13 +77,14 @@ def _cache_key(base: str, prompts: list[dict], max_new_tokens: int) -> str:
 
 
 def base_answers(base: str, prompts: list[dict], max_new_tokens: int = 128,
-                 batch_size: int = 64, log=print) -> list[dict]:
-    """The base's greedy answers to [{lang, prompt}], from the cache when it has them."""
+                 batch_size: int = 64, log=print, trust_remote_code: bool = False) -> list[dict]:
+    """The base's greedy answers to [{lang, prompt}], from the cache when it has them.
+    `trust_remote_code`: only where the base's preset or the card declares it."""
     cache = paths.home() / "replay" / f"{_cache_key(base, prompts, max_new_tokens)}.json"
     if cache.exists():
         log(f"replay: {len(prompts)} base answers from the cache ({cache.name})")
         return json.loads(cache.read_text(encoding="utf-8"))
-    answers = generate(base, prompts, max_new_tokens, batch_size, log)
+    answers = generate(base, prompts, max_new_tokens, batch_size, log, trust_remote_code)
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(".partial")
     partial.write_text(json.dumps(answers, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
@@ -103,7 +104,7 @@ def looping(tokens: list[int], times: int = 3, longest: int = 24) -> bool:
 
 
 def generate(base: str, prompts: list[dict], max_new_tokens: int, batch_size: int,
-             log=print) -> list[dict]:
+             log=print, trust_remote_code: bool = False) -> list[dict]:
     """Batched greedy generation through the base's own chat template (transformers).
 
     A batch lasts as long as its longest row, and SmolLM2-135M loops on many Chinese prompts
@@ -119,11 +120,12 @@ def generate(base: str, prompts: list[dict], max_new_tokens: int, batch_size: in
         def __call__(self, input_ids, scores, **kwargs):
             return torch.tensor([looping(row[self.prompt_length:].tolist()) for row in input_ids])
 
-    tokenizer = AutoTokenizer.from_pretrained(base)
+    tokenizer = AutoTokenizer.from_pretrained(base, trust_remote_code=trust_remote_code)
     tokenizer.padding_side = "left"
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=torch.float32).eval()
+    model = AutoModelForCausalLM.from_pretrained(base, torch_dtype=torch.float32,
+                                                 trust_remote_code=trust_remote_code).eval()
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": item["prompt"]}],
                                            tokenize=False, add_generation_prompt=True)
              for item in prompts]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from persona.base_models import trusts_remote_code
 from persona.card import PersonaCard
 from persona.run_folder import RunFolder
 from persona.train.dataset import write_data, write_dataset
@@ -21,7 +22,8 @@ def replay_turns(card: PersonaCard, base: str, ratio: float) -> list[dict]:
     from persona.train.general_prompts import split_prompts
 
     prompts, _ = split_prompts()
-    answers = replay.base_answers(base, prompts, log=say)
+    answers = replay.base_answers(base, prompts, log=say,
+                                  trust_remote_code=trusts_remote_code(card))
     turns = replay.replay_turns(card, base, answers)
     say(f"replay: {len(turns)} of {len(answers)} base answers usable (the rest looped, did not "
         "finish or got a clear-cut question wrong)")
@@ -62,5 +64,6 @@ def configure(run: RunFolder, card: PersonaCard, base: str, options: TrainOption
     probes = [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
               for lang in ("zh", "en")]
     run.write_options(options.model_dump())
-    run.config.write_text(render_config(card.id, base, run.train_data, options, probes),
+    run.config.write_text(render_config(card.id, base, run.train_data, options, probes,
+                                        trusts_remote_code(card)),
                           encoding="utf-8")

@@ -5,9 +5,10 @@ tokenizer's chat template for the same messages.
 Both the whole conversation and the generation prompt of its last turn must match token for
 token. Runs in the training env:
   python -m persona.train.template_check TOKENIZER_DIR [--default-system TEXT] [--cases FILE]
-      [--prompt-template NAME]
+      [--prompt-template NAME] [--trust-remote-code]
 prints a JSON report and exits 1 on any mismatch. The pipeline runs the same check on every
-merged model.
+merged model. The tokenizer's own code (auto_map) runs only with trust_remote_code, which the
+pipeline passes where the base's preset or the card declares it.
 """
 
 from __future__ import annotations
@@ -68,10 +69,12 @@ def messages_of(turns: list[dict], default_system: str | None) -> list[dict]:
 
 
 def check(tokenizer_dir: Path, default_system: str | None = None,
-          cases: dict[str, list[dict]] | None = None, prompt_template: str = "qwen_chat") -> list[dict]:
+          cases: dict[str, list[dict]] | None = None, prompt_template: str = "qwen_chat",
+          trust_remote_code: bool = False) -> list[dict]:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), trust_remote_code=True)
+    tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir),
+                                              trust_remote_code=trust_remote_code)
     report = []
     for name, turns in (cases or CASES).items():
         if default_system:
@@ -92,7 +95,8 @@ def check(tokenizer_dir: Path, default_system: str | None = None,
     return report
 
 
-def align(folder: Path, default_system: str | None, prompt_template: str = "qwen_chat") -> dict:
+def align(folder: Path, default_system: str | None, prompt_template: str = "qwen_chat",
+          trust_remote_code: bool = False) -> dict:
     """Give a merged model folder the training template and stop token, then prove token identity.
 
     What the pipeline does to every merged model; raises ValueError naming the cases that differ.
@@ -101,10 +105,12 @@ def align(folder: Path, default_system: str | None, prompt_template: str = "qwen
 
     from persona.train.chat_template import IM_END, install_chat_template, stop_at_im_end
 
-    bos = trained_bos(AutoTokenizer.from_pretrained(str(folder), trust_remote_code=True))
+    bos = trained_bos(AutoTokenizer.from_pretrained(str(folder),
+                                                    trust_remote_code=trust_remote_code))
     install_chat_template(folder, default_system, bos)
     eos = stop_at_im_end(folder)
-    report = check(folder, default_system, prompt_template=prompt_template)
+    report = check(folder, default_system, prompt_template=prompt_template,
+                   trust_remote_code=trust_remote_code)
     mismatches = [item["case"] for item in report
                   if not (item["conversation_equal"] and item["prompt_equal"])]
     if mismatches:
@@ -120,9 +126,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--default-system")
     parser.add_argument("--cases", type=Path, help="JSON {name: [turns]} instead of the built-in cases")
     parser.add_argument("--prompt-template", default="qwen_chat", help="XTuner's template name")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="let the tokenizer run the code its folder ships (auto_map)")
     args = parser.parse_args(argv)
     cases = json.loads(args.cases.read_text(encoding="utf-8")) if args.cases else None
-    report = check(args.tokenizer_dir, args.default_system, cases, args.prompt_template)
+    report = check(args.tokenizer_dir, args.default_system, cases, args.prompt_template,
+                   args.trust_remote_code)
     print(json.dumps(report, ensure_ascii=False))
     return 0 if all(item["conversation_equal"] and item["prompt_equal"] for item in report) else 1
 

@@ -51,6 +51,9 @@ from xtuner.utils import PROMPT_TEMPLATE
 #######################################################################
 # Model
 pretrained_model_name_or_path = $base_model
+# The base's own Python code (auto_map in its config) runs only when declared: by its preset, or
+# by the card's trust_remote_code for a local folder or hub id.
+trust_remote_code = $trust_remote_code
 method = $method  # qlora | lora | full
 torch_dtype = $torch_dtype
 
@@ -87,7 +90,7 @@ evaluation_max_new_tokens = 40
 tokenizer = dict(
     type=load_tokenizer,
     pretrained_model_name_or_path=pretrained_model_name_or_path,
-    trust_remote_code=True,
+    trust_remote_code=trust_remote_code,
     padding_side="right",
 )
 
@@ -98,7 +101,7 @@ $lean_options    use_varlen_attn=False,
     llm=dict(
         type=load_llm,
         pretrained_model_name_or_path=pretrained_model_name_or_path,
-        trust_remote_code=True,
+        trust_remote_code=trust_remote_code,
         torch_dtype=torch_dtype,
 $quantization    ),
 $lora)
@@ -267,13 +270,16 @@ train_cfg = dict(type=TrainLoop, max_iters=max_iters)
 
 
 def render_config(persona_id: str, base_model: str | Path, data_path: str | Path,
-                  options: TrainOptions, evaluation_inputs: list[str] = ()) -> str:
-    """The config file's text. `evaluation_inputs` are only used when options.eval_chat."""
+                  options: TrainOptions, evaluation_inputs: list[str] = (),
+                  trust_remote_code: bool = False) -> str:
+    """The config file's text. `evaluation_inputs` are only used when options.eval_chat;
+    `trust_remote_code` only when the base's preset or the card declares it."""
     cpu = options.device == "cpu"
     max_iters = options.max_steps * options.accumulative_counts if options.max_steps else None
     values = {
         "persona_id": persona_id,
         "base_model": _py(str(base_model)),
+        "trust_remote_code": bool(trust_remote_code),
         "method": _py(options.method),
         "torch_dtype": f"torch.{options.dtype}",
         "data_path": _py(str(data_path)),

@@ -20,11 +20,7 @@ def child_env(run: RunFolder) -> dict[str, str]:
     shadow it)."""
     return services.child_env(
         {"PYTHONUNBUFFERED": "1",  # progress lines as they happen, not when a pipe buffer fills
-         "HF_DATASETS_CACHE": str(run.datasets_cache),
-         # Resuming reads our own checkpoints (optimizer and mmengine's log state, not just
-         # tensors), which torch >= 2.6's weights-only default refuses in xtuner's and
-         # mmengine's torch.load.
-         "TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"},
+         "HF_DATASETS_CACHE": str(run.datasets_cache)},
         first_on_path=Path(sys.executable).parent, source_tree=True,
         defaults={"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1",
                   "TOKENIZERS_PARALLELISM": "false"})
@@ -55,12 +51,22 @@ def run_logged(command: list[str], log: Path, env: dict[str, str], on_line=None)
         raise PipelineError(f"{log.stem} exited {process.returncode}; see {log}")
 
 
+# Resuming: mmengine's torch.load of the run's own checkpoint (optimizer and its log state, not
+# just tensors), which torch's weights-only default refuses. Only `xtuner train --resume` gets it,
+# and only for a checkpoint in the run's work/ (RunFolder.last_checkpoint); persona itself loads
+# no checkpoint with torch.load. XTuner's pth_to_hf passes weights_only=False on its own, on the
+# same checkpoint; neither call can be changed from here.
+RESUME_ENV = {"TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD": "1"}
+
+
 @dataclass
 class XTuner:
-    """How this run calls XTuner: the command and the environment every call gets."""
+    """How this run calls XTuner: the command and the environment every call gets (a resume
+    also RESUME_ENV)."""
 
     command: list[str]
     env: dict[str, str]
 
     def __call__(self, args: list[str], log: Path, on_line=None) -> None:
-        run_logged([*self.command, *args], log, self.env, on_line)
+        env = {**self.env, **RESUME_ENV} if "--resume" in args else self.env
+        run_logged([*self.command, *args], log, env, on_line)

@@ -20,7 +20,8 @@ from chainlit.input_widget import Slider  # noqa: E402
 
 from persona.paths import REPO_ROOT  # noqa: E402
 from persona.ui import history  # noqa: E402
-from persona.ui.llm import Reply, describe_error, make_client, served_models, stream_reply  # noqa: E402
+from persona.ui.llm import (ContextLengths, Reply, context_lengths, describe_error,  # noqa: E402
+                            make_client, served_models, stream_reply)
 from persona.ui.login import auth_secret, credentials_ok  # noqa: E402
 from persona.ui.persona_view import load_view  # noqa: E402
 from persona.ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for  # noqa: E402
@@ -33,7 +34,8 @@ SETTINGS = from_env()
 CARDS = cards_by_id(REPO_ROOT / "cards")
 VIEW = (load_view(SETTINGS.card_path, SETTINGS.model) if SETTINGS.card_path
         else view_for(SETTINGS.model, CARDS))
-MAX_TOKENS_CAP = max(4096, SETTINGS.max_tokens)
+# The settings' max tokens where the server does not say its context; else half of it.
+UNKNOWN_CONTEXT_CAP = max(4096, SETTINGS.max_tokens)
 
 config.ui.name = VIEW.author
 # Editing a sent message would re-run a turn that the history already holds.
@@ -54,6 +56,7 @@ def client():
 
 
 SERVED = ServedModels(lambda: served_models(client()))
+CONTEXT = ContextLengths(lambda: context_lengths(client()))
 
 
 async def profiles():
@@ -101,15 +104,20 @@ async def on_chat_start():
     cl.user_session.set("model", profile.model)
     cl.user_session.set("view", profile.view)
     cl.user_session.set("history", [])
-    cl.user_session.set(
-        "options", {"temperature": SETTINGS.temperature, "max_tokens": SETTINGS.max_tokens}
-    )
+    # The model's context (max_model_len): the slider stops at half of it, and every request
+    # is fitted into it (history.fit_request).
+    context = await CONTEXT.get(profile.model)
+    cap = history.answer_cap(context, UNKNOWN_CONTEXT_CAP)
+    max_tokens = min(SETTINGS.max_tokens, cap)
+    cl.user_session.set("context", context)
+    cl.user_session.set("max_tokens_cap", cap)
+    cl.user_session.set("options", {"temperature": SETTINGS.temperature, "max_tokens": max_tokens})
     await cl.ChatSettings(
         [
             Slider(id="temperature", label="Temperature", initial=SETTINGS.temperature,
                    min=0.0, max=2.0, step=0.1),
-            Slider(id="max_tokens", label="Max tokens", initial=SETTINGS.max_tokens,
-                   min=16, max=MAX_TOKENS_CAP, step=16),
+            Slider(id="max_tokens", label="Max tokens", initial=max_tokens,
+                   min=16, max=cap, step=history.SLIDER_STEP),
         ]
     ).send()
     # Chainlit shows starters only while the chat has no user or assistant message,
@@ -124,7 +132,8 @@ async def on_settings_update(values: dict):
     options = dict(cl.user_session.get("options") or {})
     try:
         options["temperature"] = min(2.0, max(0.0, float(values["temperature"])))
-        options["max_tokens"] = min(MAX_TOKENS_CAP, max(1, int(values["max_tokens"])))
+        cap = cl.user_session.get("max_tokens_cap") or UNKNOWN_CONTEXT_CAP
+        options["max_tokens"] = min(cap, max(1, int(values["max_tokens"])))
     except (KeyError, TypeError, ValueError):
         log.warning("ignored chat settings %r", values)
         return
@@ -146,14 +155,15 @@ async def on_message(message: cl.Message):
     reply = Reply()
     failure: BaseException | None = None
     try:
-        messages = history.request_messages(
-            cl.user_session.get("history") or [], user_text, view.system_prompt
+        messages, max_tokens = history.fit_request(
+            cl.user_session.get("history") or [], user_text, view.system_prompt,
+            options.get("max_tokens", SETTINGS.max_tokens), cl.user_session.get("context"),
         )
         await stream_reply(
             client(),
             model,
             messages,
-            max_tokens=options.get("max_tokens", SETTINGS.max_tokens),
+            max_tokens=max_tokens,
             temperature=options.get("temperature", SETTINGS.temperature),
             on_token=answer.stream_token,
             reply=reply,

@@ -5,6 +5,8 @@ No chainlit here: the app passes a callback that shows each token.
 
 from __future__ import annotations
 
+import logging
+import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -13,6 +15,7 @@ import openai
 from persona.ui.settings import UISettings
 
 OnToken = Callable[[str], Awaitable[None]]
+log = logging.getLogger("persona.ui")
 
 
 class StreamDropped(Exception):
@@ -47,6 +50,41 @@ async def served_models(client: openai.AsyncOpenAI, timeout_s: float = 5.0) -> l
     """
     page = await client.with_options(timeout=timeout_s, max_retries=0).models.list()
     return [model.id for model in page.data]
+
+
+async def context_lengths(client: openai.AsyncOpenAI, timeout_s: float = 5.0) -> dict[str, int]:
+    """Each served model's context in tokens: vLLM lists `max_model_len` in every entry of
+    GET /v1/models (a server that does not is left out: its context is unknown)."""
+    page = await client.with_options(timeout=timeout_s, max_retries=0).models.list()
+    lengths = {}
+    for model in page.data:
+        value = (model.model_extra or {}).get("max_model_len")
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            lengths[model.id] = value
+    return lengths
+
+
+class ContextLengths:
+    """The served contexts, read once: the first listing that succeeds is kept. A failed one is
+    tried again after retry_s (the chat page waits for it); meanwhile the context is unknown."""
+
+    def __init__(self, fetch: Callable[[], Awaitable[dict[str, int]]], retry_s: float = 5.0,
+                 clock: Callable[[], float] = time.monotonic):
+        self._fetch = fetch
+        self._retry_s = retry_s
+        self._clock = clock
+        self._lengths: dict[str, int] | None = None
+        self._next = float("-inf")
+
+    async def get(self, model: str) -> int | None:
+        if self._lengths is None and self._clock() >= self._next:
+            try:
+                self._lengths = dict(await self._fetch())
+            except Exception as error:  # the API down must not keep the chat from opening
+                log.warning("could not read the served context: %s: %s",
+                            type(error).__name__, error)
+                self._next = self._clock() + self._retry_s
+        return (self._lengths or {}).get(model)
 
 
 async def stream_reply(
@@ -132,6 +170,11 @@ ERROR_MESSAGES = [
     (openai.NotFoundError,
      "The model server does not know this model (HTTP 404): {detail}. Check PERSONA_MODEL.",
      "模型服务找不到该模型（HTTP 404）。"),
+    (openai.BadRequestError,
+     "The model server refused the request (HTTP 400): {detail}. If your message is too long "
+     "for the model, shorten it or split it, or start a new chat; else lower Max tokens in the "
+     "settings.",
+     "模型服务拒绝了请求（HTTP 400）。如果消息太长，请缩短或分段发送，或开始新的对话。"),
     (openai.APIStatusError,
      "The model server returned an error (HTTP {status}): {detail}. Please try again.",
      "模型服务返回错误（HTTP {status}），请重试。"),
