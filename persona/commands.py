@@ -4,18 +4,17 @@ train/, serve/, ui/ or evals/ — inside their own environments, so heavy stacks
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from persona import base_models, envs
+from persona import base_models, envs, services
 from persona.card import PersonaCard, load_card
 from persona.cli_args import model_argv, takes_model_flags
 from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, home, run_dir
-from persona.run_folder import RunFolder, check_request
+from persona.run_folder import RunFolder, RunFolderError, check_request
 from persona.services import (Children, api_key, check_api_exposure, ensure_free, spawn,
                               wait_http)
 from persona.train.options import TrainOptions
@@ -150,7 +149,9 @@ def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str
     what = (f"{', '.join(names)} as LoRA adapters on {Path(str(model)).name}" if names
             else options.served_name)
     print(f"persona: starting vLLM for {what} on http://{host}:{port}/v1 (log: {log})", flush=True)
-    process = children.add(start(options, envs.ensure("serve"), log))
+    # the serve environment is held while vLLM runs from it: no rebuild deletes it meanwhile
+    prefix = children.hold(envs.using("serve", f"vLLM on {host}:{port}"))
+    process = children.add(start(options, prefix, log))
     seconds = wait_http(options.health_url, process, log, timeout=900, what="vLLM")
     print(f"persona: vLLM ready in {seconds:.0f} s", flush=True)
     return options.base_url
@@ -184,6 +185,19 @@ def _wait_forever(children: Children) -> None:
                 raise CommandError(f"a service exited with code {process.returncode}: "
                                    f"{' '.join(map(str, process.args[:3]))}")
         time.sleep(1)
+
+
+def _hold_run(run: RunFolder, persona: PersonaCard, job: str, children: Children) -> Path:
+    """Hold the finished run shared until the children are stopped: servers and evals of it run
+    together, a retraining is refused while they do (and they while it does), naming the
+    holder. Checked again under the lock; its merged model."""
+    run.claim(persona.id)  # a run from before the marker is adopted
+    children.hold(run.lock(job, shared=True))
+    if not run.finished():
+        raise RunFolderError(f"{run.root} is not a finished run (a retraining removed its "
+                             "manifest); train it again, or serve another --out")
+    check_request(run, persona)
+    return run.merged
 
 
 def _trained_run(card: Path, out: Path | None) -> RunFolder:
@@ -220,9 +234,10 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         return _serve_adapters([Path(c.strip()) for c in adapters.split(",") if c.strip()],
                                port, host, compile, tensor_parallel)
     persona = load_card(card)
-    model = _trained_run(card, out).merged
+    run = _trained_run(card, out)
     key = api_key()
     with Children() as children:
+        model = _hold_run(run, persona, "serve", children)
         url = _start_api(persona, model, host, port, key, children, compile, tensor_parallel)
         _announce(persona, url, key, None)
         _wait_forever(children)
@@ -245,6 +260,8 @@ def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
         raise CommandError(str(error)) from None
     key = api_key()
     with Children() as children:
+        for persona, run in zip(personas, runs):
+            _hold_run(run, persona, "serve", children)
         url = _start_api(personas[0], served.base, host, port, key, children, compile,
                          tensor_parallel, served.adapters, served.chat_template, served.base_name,
                          served.max_lora_rank)
@@ -289,10 +306,10 @@ def _run_evals(card: Path, base_url: str, model: str, key: str, report_dir: Path
         env["PERSONA_RUN"] = str(run.root)
     if reference is not None:
         env["PERSONA_REFERENCE_REPORT"] = str(reference.resolve())
-    result = subprocess.run([sys.executable, "-m", "pytest", str(REPO_ROOT / "evals"), "-q",
-                             "--tb=short", "-p", "no:cacheprovider"], env=env, cwd=REPO_ROOT)
+    code = services.run([sys.executable, "-m", "pytest", str(REPO_ROOT / "evals"), "-q",
+                         "--tb=short", "-p", "no:cacheprovider"], env=env, cwd=REPO_ROOT)
     print(f"persona: report in {report_dir.resolve() / 'report.md'}", flush=True)
-    return result.returncode
+    return code
 
 
 def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | None = None,
@@ -316,7 +333,8 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
         if base_url is None:
             key = api_key()
             run = _trained_run(card, out)
-            base_url = _start_api(persona, run.merged, "127.0.0.1", port, key, children)
+            model_path = _hold_run(run, persona, "eval", children)
+            base_url = _start_api(persona, model_path, "127.0.0.1", port, key, children)
         if compare_base:
             base_key = api_key()
             url, name = _start_base_api(persona, "127.0.0.1", port + 1, base_key, children)
@@ -363,9 +381,10 @@ def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,
     persona = load_card(card)
     _check_ui_login(host, allow_no_login)
     check_api_exposure(host)
-    model = _trained_run(card, out).merged
+    run = _trained_run(card, out)
     key = api_key()
     with Children() as children:
+        model = _hold_run(run, persona, "serve", children)
         api_url = _start_api(persona, model, host, api_port, key, children)
         ui_url = _start_ui(card, persona, api_url, key, host, ui_port, children, allow_no_login)
         _announce(persona, api_url, key, ui_url)

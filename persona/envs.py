@@ -3,7 +3,9 @@
 XTuner 0.2.0 pins transformers 4.48 while vLLM's CPU build needs transformers 5.x, so training
 and serving cannot share one environment. Each lives under the cache, is built from a pinned
 requirements file, then mended by its own `install_fixes.fix_env`, and is rebuilt when either
-changes (a stamp holds their hash).
+changes (a stamp holds their hash). A lock file beside each (`<name>.lock`) is held by its build
+alone, and shared by whatever runs from it, so a rebuild never deletes it under a running vLLM
+or trainer, nor races another build.
 """
 
 from __future__ import annotations
@@ -15,8 +17,11 @@ import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+from persona import locks, services
 from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, env_dir
 from persona.services import child_env, tail
@@ -66,14 +71,54 @@ def is_ready(name: str) -> bool:
     return stamp.exists() and stamp.read_text().strip() == _fingerprint(requirements, fixes)
 
 
+def lock_file(name: str) -> Path:
+    """Beside the environment (a rebuild deletes the environment's own folder)."""
+    return env_dir(name).parent / f"{name}.lock"
+
+
+@contextmanager
+def _locked(name: str, job: str, shared: bool) -> Iterator[None]:
+    """A build holds the environment's lock alone; whatever runs from it (vLLM, the training
+    pipeline) holds it shared, so a build can never delete it under them."""
+    def refused(holders: str) -> EnvError:
+        if shared:
+            return EnvError(f"the {name} environment ({env_dir(name)}) is being built by "
+                            f"{holders}: wait for that to finish, then run this again")
+        return EnvError(f"the {name} environment ({env_dir(name)}) needs building, but it is in "
+                        f"use by {holders}: a build deletes it first, so wait for that to finish "
+                        "(or stop it), then run this again")
+
+    lock_file(name).parent.mkdir(parents=True, exist_ok=True)
+    with locks.hold(lock_file(name), job, refused, shared=shared):
+        yield
+
+
 def ensure(name: str) -> Path:
-    """Build the environment if it is missing or stale; return its prefix."""
+    """Build the environment if it is missing or stale; return its prefix. A build holds the
+    environment's lock: it is refused while another build runs or anything runs from it."""
     prefix = env_dir(name)
     if is_ready(name):
         return prefix
+    with _locked(name, f"building the {name} environment", shared=False):
+        if not is_ready(name):  # another build may have finished it meanwhile
+            _build(name, prefix)
+    return prefix
+
+
+@contextmanager
+def using(name: str, job: str) -> Iterator[Path]:
+    """The environment (built first if needed), held for as long as `job` runs from it."""
+    prefix = ensure(name)
+    with _locked(name, job, shared=True):
+        if not is_ready(name):  # a build failed between ensure and the lock
+            raise EnvError(f"the {name} environment ({prefix}) is not built; run "
+                           f"`persona setup --env {name}`")
+        yield prefix
+
+
+def _build(name: str, prefix: Path) -> None:
     requirements, fixes = _spec(name)
     log = prefix.parent / f"{name}-install.log"
-    prefix.parent.mkdir(parents=True, exist_ok=True)
     print(f"persona: building the {name} environment from {requirements.relative_to(REPO_ROOT)} "
           f"(once; several minutes; log: {log})", flush=True)
     started = time.monotonic()
@@ -95,7 +140,6 @@ def ensure(name: str) -> Path:
     importlib.import_module(fixes).fix_env(prefix)
     (prefix / ".persona-stamp").write_text(_fingerprint(requirements, fixes) + "\n")
     print(f"persona: {name} environment ready in {time.monotonic() - started:.0f} s", flush=True)
-    return prefix
 
 
 def site_packages(prefix: Path) -> Path:
@@ -128,11 +172,14 @@ def external_python(name: str) -> Path | None:
 
 
 def run_module(name: str, module: str, args: list[str]) -> subprocess.CompletedProcess:
-    """Run `python -m module args` inside environment `name`, building it first if needed."""
+    """Run `python -m module args` inside environment `name` (built first if needed, and held
+    while it runs), as a child that goes when persona goes (persona.services.run)."""
     external = external_python(name)
     if external:
-        env = _python_env(external.parent, None)
-        return subprocess.run([str(external), "-m", module, *args], env=env, cwd=REPO_ROOT)
-    ensure(name)
-    return subprocess.run([str(python(name)), "-m", module, *args], env=command_env(name),
-                          cwd=REPO_ROOT)
+        command = [str(external), "-m", module, *args]
+        return subprocess.CompletedProcess(
+            command, services.run(command, _python_env(external.parent, None), cwd=REPO_ROOT))
+    with using(name, f"python -m {module}"):
+        command = [str(python(name)), "-m", module, *args]
+        return subprocess.CompletedProcess(
+            command, services.run(command, command_env(name), cwd=REPO_ROOT))

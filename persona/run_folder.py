@@ -17,7 +17,8 @@ RUN/
   manifest.json      card, base, versions, hyperparameters, dataset stats, timings, loss; written last,
                      removed before convert replaces adapter/ or merged/
   .persona-run       the marker: persona made (or adopted) this folder; what, when, for which card
-  .lock              held (flock) by the job using the run: train, merge or data; names its pid
+  .lock              held (flock) by the jobs using the run: train, merge or data alone, or
+                     any number of serve and eval together; names their pids and commands
 
 A run is finished once manifest.json and merged/config.json are both there; a manifest always
 describes the weights beside it (a retrain removes it first, and writes it again when done). A
@@ -28,25 +29,24 @@ read instead. JSON files are written whole or not at all (a temporary file, then
 
 Persona writes and deletes only in a folder it claimed (`claim`: a new or empty folder, or a run
 from before the marker existed); every deletion goes through `remove`. A job holds `lock` for its
-whole length: a second job on the same run fails at once, naming the first.
+whole length: one that writes holds it alone, servers and evals together; a job the lock excludes
+fails at once, naming the holders.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import re
 import secrets
-import shlex
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from persona import locks
 from persona.card import CardError, PersonaCard, parse_card
 from persona.errors import PersonaError
 
@@ -265,26 +265,21 @@ class RunFolder:
             shutil.rmtree(target)
 
     @contextmanager
-    def lock(self, job: str) -> Iterator[None]:
-        """Hold the run for one job (train, merge, data); a second job fails at once, naming the
-        holder. flock ends with the job or its process, so a lock file left behind by a killed
-        job blocks nothing."""
+    def lock(self, job: str, shared: bool = False) -> Iterator[None]:
+        """Hold the run for one job, for its whole length: exclusively for a job that writes in
+        it (train, merge, data), shared for one that serves or evaluates it and must not have it
+        replaced meanwhile (serve, eval: several may run together). A job the lock excludes
+        fails at once, naming the holders (persona.locks)."""
         if not self.claimed():
             raise RunFolderError(f"{self.root} is not a persona run folder (no "
                                  f"{self.marker.name}): claim it before locking it")
-        # os.open's descriptor is not inherited by the job's children (XTuner): the lock is
-        # released when this process ends, whatever they do.
-        fd = os.open(self.lock_file, os.O_RDWR | os.O_CREAT, 0o666)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                raise RunFolderError(f"{self.root} is in use by {_holder(fd)}: wait for it to "
-                                     "finish, or stop it") from None
-            _write_holder(fd, job)
+
+        def refused(holders: str) -> RunFolderError:
+            return RunFolderError(f"{self.root} is in use by {holders}: wait for it to finish, "
+                                  "or stop it")
+
+        with locks.hold(self.lock_file, job, refused, shared=shared):
             yield
-        finally:
-            os.close(fd)
 
     # -- the files other parts read
     def unreadable(self, path: Path, why: str) -> RunFolderError:
@@ -387,27 +382,6 @@ def check_request(run: RunFolder, card: PersonaCard, given: dict | None = None,
     found = differences(run, card, given, samples, replay_ratio)
     if found:
         raise RunFolderError(refusal(run, found))
-
-
-def _write_holder(fd: int, job: str) -> None:
-    """Who holds the lock, for the message a second job gets."""
-    argv = getattr(sys, "orig_argv", sys.argv)  # with `-m module`, as it was typed
-    command = shlex.join([Path(argv[0]).name, *argv[1:]])
-    holder = {"pid": os.getpid(), "job": job, "command": command,
-              "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, (json.dumps(holder) + "\n").encode(), 0)
-
-
-def _holder(fd: int) -> str:
-    """The lock holder as the lock file names it ('another job' while it is still writing it)."""
-    try:
-        holder = json.loads(os.pread(fd, 65536, 0))
-        pid, job, since, command = (holder[k] for k in ("pid", "job", "since", "command"))
-    except (OSError, ValueError, TypeError, KeyError):
-        return "another job"
-    command = command if len(command) <= 300 else command[:300] + " ..."
-    return f"pid {pid} ({job} since {since}: {command})"
 
 
 def checkpoint_step(path: Path) -> int:

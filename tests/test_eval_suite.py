@@ -16,6 +16,7 @@ from fake_openai import FakeOpenAI
 from persona.evals.report import CHART
 from persona.evals.thresholds import THRESHOLDS
 from persona import commands
+from persona.card import load_card
 from persona.paths import REPO_ROOT, env_dir, model_dir
 from persona.run_folder import RunFolder, write_json
 from persona.services import Children
@@ -82,12 +83,14 @@ def test_the_suite_asks_the_held_out_questions_of_the_run_it_is_given(tmp_path):
 
 def test_persona_eval_gives_the_suite_the_run_it_serves(tmp_path, monkeypatch):
     run = RunFolder(tmp_path / "run")
+    run.write_manifest({"card": load_card(DEFAULT_CARD).model_dump()})
+    write_json(run.merged / "config.json", {})  # a finished run of the default card
     seen = []
     monkeypatch.setattr(commands, "_trained_run", lambda card, out: run)
     monkeypatch.setattr(commands, "_start_api", lambda persona, model, *args, **kw: (
         seen.append(model) or "http://127.0.0.1:9/v1"))
-    monkeypatch.setattr(commands.subprocess, "run", lambda argv, env, cwd: (
-        seen.append(env.get("PERSONA_RUN")) or subprocess.CompletedProcess(argv, 0)))
+    monkeypatch.setattr(commands.services, "run", lambda argv, env, cwd: (
+        seen.append(env.get("PERSONA_RUN")) or 0))
     assert commands.eval(report_dir=tmp_path / "report") == 0
     assert seen == [run.merged, str(run.root)]
     seen.clear()

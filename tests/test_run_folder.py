@@ -272,12 +272,12 @@ def test_deletion_stays_inside_the_run(tmp_path):
 CARD_FILE = REPO_ROOT / "cards" / "xiaocong.yaml"
 NO_REPLAY = ["--replay-ratio", "0"]  # the dataset without asking the base model (no torch)
 
-# Another process holding a run, as a training would.
+# Another process holding a run, as a training would (or, shared, a server).
 HOLD = """import sys, time
 from persona.run_folder import RunFolder
 run = RunFolder.at(sys.argv[1])
 run.claim("xiaocong")
-with run.lock("train"):
+with run.lock(sys.argv[2], shared=sys.argv[3] == "shared"):
     print("holding", flush=True)
     time.sleep(120)
 """
@@ -317,11 +317,13 @@ def child_env() -> dict:
 
 @pytest.fixture
 def holder(tmp_path):
-    """Start a process that holds the run at tmp_path/'run' (once it says so)."""
+    """Start a process that holds the run at tmp_path/'run' (once it says so): as a training
+    by default, or shared as a server."""
     started = []
 
-    def start() -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run")],
+    def start(job: str = "train", shared: bool = False) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run"), job,
+                                    "shared" if shared else "alone"],
                                    cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
                                    text=True)
         started.append(process)
@@ -407,3 +409,44 @@ def test_a_lock_left_by_a_killed_job_blocks_nothing(base, tmp_path, holder):
         assert json.loads(run.lock_file.read_text())["pid"] == os.getpid()
     with run.lock("merge"):  # released when the job ended
         pass
+
+
+# -- servers and evals share a run; nothing writes in it meanwhile
+
+@pytest.mark.parametrize("job", JOBS)
+def test_a_served_run_is_not_retrained_and_the_servers_are_named(base, tmp_path, holder, job):
+    servers = [holder("serve", shared=True), holder("eval", shared=True)]  # they run together
+    run = RunFolder(tmp_path / "run")
+    before = snapshot(run.root)
+    with pytest.raises(RunFolderError) as refused:
+        pipeline.main(args(base, run.root, *JOBS[job]))
+    message = str(refused.value)
+    assert f"in use by pid {servers[0].pid} (serve since " in message
+    assert f" and pid {servers[1].pid} (eval since " in message
+    assert message.endswith("wait for it to finish, or stop it")
+    assert snapshot(run.root) == before
+
+
+def test_a_run_in_training_is_not_served(tmp_path, holder):
+    first = holder()
+    run = RunFolder(tmp_path / "run")
+    for job in ("serve", "eval"):
+        with pytest.raises(RunFolderError, match=fr"in use by pid {first.pid} \(train since .*python -c "):
+            with run.lock(job, shared=True):
+                pass
+
+
+def test_only_the_holders_still_running_are_named(tmp_path, holder):
+    gone, kept = holder("serve", shared=True), holder("serve", shared=True)
+    gone.kill()
+    gone.wait()
+    run = RunFolder(tmp_path / "run")
+    with pytest.raises(RunFolderError) as refused:
+        with run.lock("train"):
+            pass
+    assert f"pid {kept.pid} (serve" in str(refused.value)
+    assert f"pid {gone.pid} (" not in str(refused.value)
+    kept.kill()
+    kept.wait()
+    with run.lock("train"):  # the lines of earlier holders go with the next one alone
+        assert [json.loads(line)["job"] for line in run.lock_file.read_text().splitlines()] == ["train"]

@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from persona.paths import REPO_ROOT
-from persona.services import ServiceError, child_env, ensure_free, free_port, stop, wait_http
+from persona.services import (ServiceError, child_env, ensure_free, free_port, members, stop,
+                              wait_http)
 
 
 def test_wait_http_fails_fast_with_log_tail_when_the_server_died(tmp_path):
@@ -129,3 +130,36 @@ def test_ensure_free_names_the_flag_when_the_port_is_taken():
         port = taken.getsockname()[1]
         with pytest.raises(ServiceError, match=f"port {port} .* in use.*API_PORT"):
             ensure_free("127.0.0.1", port, "API_PORT")
+
+
+def test_stop_ends_the_workers_of_a_child_that_is_already_gone():
+    # vLLM's API process killed outright: its engine core, in its group, must still go
+    code = ("import signal, subprocess, sys, time; subprocess.Popen([sys.executable, '-c', "
+            "'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)']); "
+            "time.sleep(60)")
+    proc = subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while len(live_members(proc.pid)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.kill()
+    proc.wait()
+    assert len(live_members(proc.pid)) == 1  # the worker, which ignores SIGTERM too
+    assert stop(proc, grace=0.5) == -signal.SIGKILL
+    assert live_members(proc.pid) == []
+
+
+def test_members_are_the_live_processes_of_a_group():
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"],
+                            start_new_session=True)
+    try:
+        assert members(proc.pid) == [proc.pid] == live_members(proc.pid)
+        proc.kill()
+        deadline = time.monotonic() + 5
+        while live_members(proc.pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert members(proc.pid) == []  # a zombie waiting to be reaped does not count
+        proc.wait()
+        assert members(proc.pid) == []
+    finally:
+        proc.kill()
+        proc.wait()

@@ -2,19 +2,24 @@
 and a finished run already in the folder is left exactly as it was (same files, bytes and mtimes).
 Also: a finished run is reused for the same request and refused, naming the difference, for
 another one; every command that serves a run (serve, up, eval, serve --adapters) refuses a run
-of another card with train's message, and an unreadable manifest with one that says what to do."""
+of another card with train's message, and an unreadable manifest with one that says what to do;
+and each of them holds the run while it serves it: refused, naming the holder, while a training
+holds it, beside another server of it allowed."""
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
 from persona.card import load_card, parse_card
 from persona.cli import main
-from persona.paths import run_dir
-from persona.run_folder import RunFolder, differences, refusal
+from persona.paths import REPO_ROOT, run_dir
+from persona.run_folder import RunFolder, RunFolderError, differences, refusal
 from persona.train import pipeline, xtuner_log
 
 CARD = {"id": "xiaocong", "name": {"zh": "小葱", "en": "Xiaocong"},
@@ -284,3 +289,71 @@ def test_an_unreadable_manifest_says_how_to_recover(served_run, tmp_path, capsys
     err = capsys.readouterr().err
     assert "manifest.json cannot be read (" + why in err and "Traceback" not in err
     assert "retrain the run in place with `persona train --force`" in err and "--out DIR" in err
+
+
+# Another process holding a run: a training (alone) or a server (shared).
+HOLD = """import sys, time
+from persona.run_folder import RunFolder
+run = RunFolder.at(sys.argv[1])
+run.claim("xiaocong")
+with run.lock(sys.argv[2], shared=sys.argv[2] == "serve"):
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def holding():
+    started = []
+
+    def start(root: Path, job: str) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-c", HOLD, str(root), job], cwd=REPO_ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                                   stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        assert process.stdout.readline().strip() == "holding"
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+@pytest.mark.parametrize("command", COMMANDS[1:])
+def test_a_run_in_training_is_not_served(served_run, tmp_path, capsys, holding, command):
+    root = RunFolder.at(served_run if command != "serve --adapters" else run_dir(CARD["id"])).root
+    training = holding(root, "train")
+    card = write_card(tmp_path / "card.yaml")
+    assert main(serving(command, card, served_run, tmp_path)) == 2  # never got to start vLLM
+    err = capsys.readouterr().err
+    assert err.startswith(f"persona: error: {root} is in use by pid {training.pid} (train since ")
+    assert "python -c " in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("command", COMMANDS[1:])
+def test_two_servers_of_one_run_are_allowed(served_run, tmp_path, holding, command):
+    holding(RunFolder.at(served_run if command != "serve --adapters" else run_dir(CARD["id"])).root,
+            "serve")
+    with pytest.raises(Started):
+        main(serving(command, write_card(tmp_path / "card.yaml"), served_run, tmp_path))
+
+
+@pytest.mark.parametrize("command", ["serve", "up", "eval"])
+def test_a_server_holds_its_run_while_it_serves(served_run, tmp_path, monkeypatch, command):
+    from persona import commands
+
+    run = RunFolder.at(served_run)
+    job = "eval" if command == "eval" else "serve"
+
+    def start(*args, **kwargs):
+        with pytest.raises(RunFolderError, match=fr"in use by pid {os.getpid()} \({job} since "):
+            with run.lock("train"):
+                pass
+        raise Started
+
+    monkeypatch.setattr(commands, "_start_api", start)
+    with pytest.raises(Started):
+        main(serving(command, write_card(tmp_path / "card.yaml"), served_run, tmp_path))
+    with run.lock("train"):  # let go once it stopped
+        pass

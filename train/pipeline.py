@@ -10,7 +10,7 @@ Runs inside the training env (the persona CLI does this for you):
 The recipe, one step each, every step a function of the run folder (persona/run_folder.py,
 which also documents its layout) and what it needs:
   claim     the run folder made persona's (a foreign folder is refused untouched) and locked
-            for the whole job: a second job on it fails at once
+            for the whole job: a second job on it, or a server of it, fails at once
   setup     XTuner's command and environment, the CPU's other load
   data      data/, options.json, xtuner_config.py          (step_data.py)
   train     xtuner train, resumed where it can be           (step_train.py)
@@ -37,6 +37,7 @@ from persona.base_models import is_hub_id, trusts_remote_code
 from persona.card import CardError, PersonaCard, load_card
 from persona.errors import PersonaError
 from persona.run_folder import RunFolder, differences, refusal
+from persona.services import lead_group
 from persona.train.cpu_load import share_busy_cpu
 from persona.train.dataset_file import DatasetError, load_samples
 from persona.train.options import TrainOptions, resolve_options
@@ -186,6 +187,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    # persona starts this as its process group's leader: stopped, or orphaned (SIGTERM from the
+    # kernel), it takes XTuner and the trainer along, and lets go of the run only after them
+    lead_group()
     try:
         sys.exit(main())
     except PersonaError as error:  # the pipeline's own, or the run folder's (claimed, locked)
