@@ -197,6 +197,7 @@ def test_vllm_runs_the_models_own_code_only_when_declared(tmp_path, monkeypatch,
     started = []
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
     monkeypatch.setattr(envs, "ensure", lambda name: ENV)
+    monkeypatch.setattr(envs, "is_ready", lambda name: True)  # the env's lock, without an env
     monkeypatch.setattr(commands, "ensure_free", lambda *a: None)
     monkeypatch.setattr(commands, "wait_http", lambda *a, **k: 0.0)
     monkeypatch.setattr(server, "start", lambda opts, prefix, log: started.append(
