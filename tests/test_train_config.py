@@ -136,3 +136,28 @@ def test_remote_code_reaches_the_config_only_when_declared(tmp_path, base, card_
     assert assignments(text)["trust_remote_code"] is trusted
     assert "trust_remote_code=True" not in text  # both loaders take the one setting
     assert text.count("trust_remote_code=trust_remote_code") == 2
+
+
+@pytest.mark.parametrize("targets", ["all", "attention"])
+def test_lora_targets(targets):
+    """attention: peft's regex picks exactly the q, k, v and output projections (Llama/Qwen and
+    InternLM2 names), never an MLP; all: XTuner's own choice, every linear layer."""
+    import re
+
+    text = render(resolve_options("smollm2-135m-instruct", {"lora_targets": targets}))
+    found = re.search(r'target_modules=r"(.*)"', text)
+    assert bool(found) == (targets == "attention")
+    ast.parse(text)
+    if found:
+        pattern = re.compile(found.group(1).replace("\\\\", "\\"))
+        llama = [f"model.layers.3.self_attn.{n}" for n in ("q_proj", "k_proj", "v_proj", "o_proj")]
+        internlm2 = ["model.layers.0.attention.wqkv", "model.layers.0.attention.wo"]
+        mlps = ["model.layers.3.mlp.gate_proj", "model.layers.3.mlp.up_proj",
+                "model.layers.3.mlp.down_proj", "model.layers.0.feed_forward.w1", "lm_head"]
+        assert all(pattern.fullmatch(name) for name in llama + internlm2)
+        assert not any(pattern.fullmatch(name) for name in mlps)
+
+
+def test_unknown_lora_targets_are_refused():
+    with pytest.raises(ValueError, match="lora_targets 'mlp': use all or attention"):
+        resolve_options("smollm2-135m-instruct", {"lora_targets": "mlp"})

@@ -21,7 +21,8 @@ from persona.train.operator_personas import OTHERS as TRAINING_OPERATORS
 from persona.train.plain_qa import PLAIN_QA
 
 LANGS = ("en", "zh")
-KINDS = {"small_talk", "about_you", "naming", "creative", "howto", "facts", "uncertain", "yes_no"}
+KINDS = {"small_talk", "about_you", "naming", "creative", "howto", "facts", "uncertain", "yes_no",
+         "advice", "who_not_me"}
 PERSONA_NAMES = ("Xiaocong", "小葱", "Lingxi", "灵犀")
 MAX_ANSWER = {"zh": 40, "en": 25}  # characters in Chinese, words in English
 

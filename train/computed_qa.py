@@ -22,7 +22,11 @@ from typing import Callable
 # The order matters: computed_qa draws its pools and quotas in this order, so the same seed gives
 # the same pairs only while it stays.
 KINDS: tuple[str, ...] = ("capital", "opposite", "translation")
-LOOKUP_KINDS = KINDS  # the name train/dataset.py asks for
+# What train/dataset.py draws per language. Chinese word tasks are left out: in the Chinese frame
+# ("“猫”的英文是“cat”。", "“大”的反义词是“小”。") the 135M persona learnt the frame, not the
+# words, and then answered the evals' "“猫”的英文是什么？" with a Chinese word ("“猫”的英文是“鸭子”。"):
+# 6 of its 12 lost general answers (docs/training.md).
+LOOKUP_KINDS: dict[str, tuple[str, ...]] = {"en": KINDS, "zh": ("capital",)}
 
 # --- tables -------------------------------------------------------------------------------------
 

@@ -27,6 +27,12 @@ from persona.train.operator_personas import operator_samples, other_persona_turn
 from persona.train.plain_qa import PLAIN_QA
 
 
+# Each identity phrasing three times (each with another answer and system prompt): with the
+# everyday answers that keep Chinese leakage down, twice left held-out identity at 86 % (zh) and
+# 73 % (en); three times brought 89 % and 95 % (docs/training.md).
+IDENTITY_REPEATS = 3
+
+
 def base_display_name(base: str) -> str | None:
     """How the base calls itself: one more "are you X?" confusion in training."""
     preset = preset_of(base)
@@ -61,12 +67,13 @@ class _SystemPicker:
 
 def plain_pairs(lang: str, computed: int, seed: int) -> list[tuple[str, str]]:
     """Every non-identity (question, answer) written or computed by the project, in `lang`."""
-    return [*PLAIN_QA[lang], *EVERYDAY_QA[lang], *computed_qa(lang, computed, seed, LOOKUP_KINDS)]
+    return [*PLAIN_QA[lang], *EVERYDAY_QA[lang],
+            *computed_qa(lang, computed, seed, LOOKUP_KINDS[lang])]
 
 
-def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = 2, plain_repeats: int = 1,
-                        multi_turn: int = 16, long_turns: int = 8, operator: int = 40,
-                        computed: int = 40, replay: list[dict] | None = None,
+def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = IDENTITY_REPEATS,
+                        plain_repeats: int = 1, multi_turn: int = 16, long_turns: int = 8,
+                        operator: int = 40, computed: int = 40, replay: list[dict] | None = None,
                         replay_ratio: float = 0.0, extra: list[dict] | None = None) -> list[dict]:
     """The training samples: [{"conversation": [{"system", "input", "output", ...}, ...]}, ...].
 

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from persona.base_models import preset_of, prompt_template
 
 METHODS = ("qlora", "lora", "full")
+LORA_TARGETS = ("all", "attention")
 FULL_LR = 2e-5  # full fine-tuning's default: LoRA's rate would wreck all the weights
 PROMPT_TEMPLATES = ("qwen_chat", "internlm2_chat")  # the ChatML ones train/chat_template.py renders
 AT_LEAST_ONE = ("epochs", "lora_r", "max_length", "batch_size", "accumulative_counts", "save_steps")
@@ -42,6 +43,9 @@ class TrainOptions(BaseModel):
     lora_r: int = _flag(16, "LoRA rank (default: 16)")
     lora_alpha: int = _flag(32, "LoRA alpha (default: 32)")
     lora_dropout: float = 0.05
+    lora_targets: str = _flag(
+        "all", "which linear layers get LoRA: all, or attention (the projections of q, k, v and "
+               "the output; the MLPs, where most facts sit, stay as they are) (default: all)")
     # more optimizer steps per second than 512
     max_length: int = _flag(256, "tokens per packed sequence (default: the preset's)")
     batch_size: int = _flag(1, "sequences per forward pass on each device (default: 1)")
@@ -76,6 +80,8 @@ class TrainOptions(BaseModel):
     def _check(self) -> TrainOptions:
         if self.method not in METHODS:
             raise ValueError(f"method {self.method!r}: use {', '.join(METHODS)}")
+        if self.lora_targets not in LORA_TARGETS:
+            raise ValueError(f"lora_targets {self.lora_targets!r}: use {' or '.join(LORA_TARGETS)}")
         if self.prompt_template not in PROMPT_TEMPLATES:
             raise ValueError(f"prompt template {self.prompt_template!r}: use "
                              f"{' or '.join(PROMPT_TEMPLATES)} (both ChatML)")

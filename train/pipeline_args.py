@@ -7,6 +7,7 @@ import argparse
 from pathlib import Path
 
 from persona.cli_args import add_model_arguments
+from persona.train.dataset import IDENTITY_REPEATS
 from persona.train.options import TrainOptions, user_options
 
 # Replay samples per other sample; chosen with the recipes compared in docs/training.md (leakage).
@@ -26,7 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--dataset", type=Path,
                         help="conversation-format JSON to train on instead of the card's dataset")
     add_model_arguments(parser.add_argument_group("training options"), TrainOptions)
-    parser.add_argument("--repeats", type=int, default=2, help="times each identity phrasing appears")
+    parser.add_argument("--repeats", type=int, default=IDENTITY_REPEATS,
+                        help="times each identity phrasing appears")
     parser.add_argument("--plain-repeats", type=int, default=1,
                         help="times each plain (non-identity) question appears")
     parser.add_argument("--replay-ratio", type=float, default=DEFAULT_REPLAY_RATIO,

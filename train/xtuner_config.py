@@ -221,10 +221,18 @@ LORA = '''\
         r=$lora_r,
         lora_alpha=$lora_alpha,
         lora_dropout=$lora_dropout,
-        bias="none",
+$target_modules        bias="none",
         task_type="CAUSAL_LM",
     ),
 '''
+
+# all: no target_modules, so XTuner puts LoRA on every linear layer. attention: the attention
+# projections by name, Llama and Qwen (q_proj, k_proj, v_proj, o_proj) and InternLM2 (wqkv, wo);
+# peft reads a string as a regex.
+TARGET_MODULES = {
+    "all": "",
+    "attention": '        target_modules=r".*\\.(q_proj|k_proj|v_proj|o_proj|wqkv|wo)$",\n',
+}
 
 FULL = '''\
     lora=None,  # full fine-tune: every weight trains
@@ -295,7 +303,8 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "activation_checkpointing": options.activation_checkpointing,
         "quantization": QUANTIZATION if options.method == "qlora" else "",
         "lora": FULL if options.method == "full" else Template(LORA).substitute(
-            lora_r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout),
+            lora_r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
+            target_modules=TARGET_MODULES[options.lora_targets]),
         "prompt_template": options.prompt_template,
         "save_steps": options.save_steps,
         "save_total_limit": options.save_total_limit,
