@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,3 +96,44 @@ def persona_api(trained_run, default_card, card_path):
         url = commands._start_api(default_card, RunFolder(trained_run).merged, "127.0.0.1",
                                   free_port(), key, children)
         yield Endpoint(url, key, default_card.id, card_path)
+
+
+# Another process holding a run (claimed for the card id xiaocong): alone, as a training would,
+# or shared, as a server or an eval.
+HOLD_RUN = """import sys, time
+from persona.run_folder import RunFolder
+run = RunFolder.at(sys.argv[1])
+run.claim("xiaocong")
+with run.lock(sys.argv[2], shared=sys.argv[3] == "shared"):
+    print("holding", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def hold_run():
+    """start(root, job="train", shared=False): a process holding the run at root, once it says
+    so; all of them killed after the test."""
+    started = []
+
+    def start(root: Path, job: str = "train", shared: bool = False) -> subprocess.Popen:
+        process = subprocess.Popen([sys.executable, "-c", HOLD_RUN, str(root), job,
+                                    "shared" if shared else "alone"], cwd=REPO_ROOT,
+                                   env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                                   stdout=subprocess.PIPE, text=True)
+        started.append(process)
+        assert process.stdout.readline().strip() == "holding"
+        return process
+
+    yield start
+    for process in started:
+        process.kill()
+        process.wait()
+
+
+def as_from_a_shell() -> None:
+    """preexec_fn for a command a test starts as a user's shell would: the stop signals at their
+    defaults. A child inherits ignored signals, and the test process may have them ignored (a
+    test that stops a command's cleanup inside the session's own server leaves them so)."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)

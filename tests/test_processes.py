@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import as_from_a_shell
 
 from persona.paths import REPO_ROOT
 
@@ -108,7 +109,8 @@ def command(tmp_path):
                "TEST_TOKEN": token}  # not on the driver's own command line
         driver = subprocess.Popen([sys.executable, "-c", DRIVER, how, LEADER, str(tmp_path)],
                                   cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                                  stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                                  stderr=subprocess.STDOUT, text=True, start_new_session=True,
+                                  preexec_fn=as_from_a_shell)
         started.append(driver)
         assert driver.stdout.readline().strip() == "ready"
         # every child and worker is up before the signal comes
@@ -203,5 +205,6 @@ print("restored" if before == {s: signal.getsignal(s) for s in before} else "cha
 
 def test_nested_children_and_ignored_signals():
     result = subprocess.run([sys.executable, "-c", NESTED], cwd=REPO_ROOT, capture_output=True,
-                            text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)})
+                            text=True, timeout=30, env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
+                            preexec_fn=as_from_a_shell)
     assert result.stdout.split() == ["nohup", "kept", "stopped", "restored"], result.stderr

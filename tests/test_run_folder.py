@@ -272,17 +272,6 @@ def test_deletion_stays_inside_the_run(tmp_path):
 CARD_FILE = REPO_ROOT / "cards" / "xiaocong.yaml"
 NO_REPLAY = ["--replay-ratio", "0"]  # the dataset without asking the base model (no torch)
 
-# Another process holding a run, as a training would (or, shared, a server).
-HOLD = """import sys, time
-from persona.run_folder import RunFolder
-run = RunFolder.at(sys.argv[1])
-run.claim("xiaocong")
-with run.lock(sys.argv[2], shared=sys.argv[3] == "shared"):
-    print("holding", flush=True)
-    time.sleep(120)
-"""
-
-
 class Trained(Exception):
     """Raised where training would start: the run got that far."""
 
@@ -316,24 +305,9 @@ def child_env() -> dict:
 
 
 @pytest.fixture
-def holder(tmp_path):
-    """Start a process that holds the run at tmp_path/'run' (once it says so): as a training
-    by default, or shared as a server."""
-    started = []
-
-    def start(job: str = "train", shared: bool = False) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "run"), job,
-                                    "shared" if shared else "alone"],
-                                   cwd=REPO_ROOT, env=child_env(), stdout=subprocess.PIPE,
-                                   text=True)
-        started.append(process)
-        assert process.stdout.readline().strip() == "holding"
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-        process.wait()
+def holder(tmp_path, hold_run):
+    """A process holding the run at tmp_path/'run': as a training by default, or shared."""
+    return lambda job="train", shared=False: hold_run(tmp_path / "run", job, shared)
 
 
 @pytest.mark.parametrize("job", JOBS)

@@ -10,8 +10,6 @@ import hashlib
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -291,39 +289,10 @@ def test_an_unreadable_manifest_says_how_to_recover(served_run, tmp_path, capsys
     assert "retrain the run in place with `persona train --force`" in err and "--out DIR" in err
 
 
-# Another process holding a run: a training (alone) or a server (shared).
-HOLD = """import sys, time
-from persona.run_folder import RunFolder
-run = RunFolder.at(sys.argv[1])
-run.claim("xiaocong")
-with run.lock(sys.argv[2], shared=sys.argv[2] == "serve"):
-    print("holding", flush=True)
-    time.sleep(120)
-"""
-
-
-@pytest.fixture
-def holding():
-    started = []
-
-    def start(root: Path, job: str) -> subprocess.Popen:
-        process = subprocess.Popen([sys.executable, "-c", HOLD, str(root), job], cwd=REPO_ROOT,
-                                   env={**os.environ, "PYTHONPATH": str(REPO_ROOT)},
-                                   stdout=subprocess.PIPE, text=True)
-        started.append(process)
-        assert process.stdout.readline().strip() == "holding"
-        return process
-
-    yield start
-    for process in started:
-        process.kill()
-        process.wait()
-
-
 @pytest.mark.parametrize("command", COMMANDS[1:])
-def test_a_run_in_training_is_not_served(served_run, tmp_path, capsys, holding, command):
+def test_a_run_in_training_is_not_served(served_run, tmp_path, capsys, hold_run, command):
     root = RunFolder.at(served_run if command != "serve --adapters" else run_dir(CARD["id"])).root
-    training = holding(root, "train")
+    training = hold_run(root, "train")
     card = write_card(tmp_path / "card.yaml")
     assert main(serving(command, card, served_run, tmp_path)) == 2  # never got to start vLLM
     err = capsys.readouterr().err
@@ -332,9 +301,9 @@ def test_a_run_in_training_is_not_served(served_run, tmp_path, capsys, holding, 
 
 
 @pytest.mark.parametrize("command", COMMANDS[1:])
-def test_two_servers_of_one_run_are_allowed(served_run, tmp_path, holding, command):
-    holding(RunFolder.at(served_run if command != "serve --adapters" else run_dir(CARD["id"])).root,
-            "serve")
+def test_two_servers_of_one_run_are_allowed(served_run, tmp_path, hold_run, command):
+    hold_run(RunFolder.at(served_run if command != "serve --adapters" else run_dir(CARD["id"])).root,
+             "serve", shared=True)
     with pytest.raises(Started):
         main(serving(command, write_card(tmp_path / "card.yaml"), served_run, tmp_path))
 

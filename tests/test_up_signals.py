@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from conftest import as_from_a_shell
 
 from persona.paths import REPO_ROOT, env_dir, model_dir, run_dir
 from persona.run_folder import RunFolder
@@ -114,7 +115,8 @@ def _up(card: Path, run: Path, api_port: int, ui_port: int) -> tuple[subprocess.
         [sys.executable, "-m", "persona.cli", "up", "--card", str(card), "--out", str(run),
          "--api-port", str(api_port), "--ui-port", str(ui_port)],
         cwd=REPO_ROOT, env={**os.environ, "PERSONA_API_KEY": "sk-up-signals"},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+        preexec_fn=as_from_a_shell)
     lines: list[str] = []
 
     def read() -> None:
