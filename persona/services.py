@@ -184,14 +184,18 @@ def _signal_group(process: subprocess.Popen, signum: int) -> None:
         pass
 
 
-def _gone(process: subprocess.Popen, deadline: float) -> bool:
-    """Wait until the child has ended and nothing of its group runs; False at the deadline."""
-    while True:
-        if process.poll() is not None and not members(process.pid):
-            return True
+def _until(condition, deadline: float) -> bool:
+    """Poll `condition` until it holds (True) or the monotonic `deadline` passes (False)."""
+    while not condition():
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
+    return True
+
+
+def _gone(process: subprocess.Popen, deadline: float) -> bool:
+    """Wait until the child has ended and nothing of its group runs; False at the deadline."""
+    return _until(lambda: process.poll() is not None and not members(process.pid), deadline)
 
 
 def stop_all(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
@@ -360,11 +364,7 @@ def lead_group(grace: float = 15.0) -> None:
 
 def _others_gone(deadline: float) -> bool:
     """Wait until nothing but this process runs in the group it leads; False at the deadline."""
-    while [pid for pid in members(os.getpid()) if pid != os.getpid()]:
-        if time.monotonic() >= deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return _until(lambda: members(os.getpid()) in ([], [os.getpid()]), deadline)
 
 
 def _kill(pid: int, signum: int) -> None:

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import as_from_a_shell
+from conftest import as_from_a_shell, wait_for
 
 from persona.paths import REPO_ROOT
 
@@ -84,15 +84,6 @@ def carrying(token: str) -> list[int]:
         except OSError:
             continue
     return found
-
-
-def wait_for(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import as_from_a_shell
+from conftest import as_from_a_shell, wait_for
 
 from persona.paths import REPO_ROOT, env_dir, model_dir, run_dir
 from persona.run_folder import RunFolder
@@ -127,15 +127,6 @@ def _up(card: Path, run: Path, api_port: int, ui_port: int) -> tuple[subprocess.
     return process, lines
 
 
-def _wait(condition, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
-
-
 @pytest.mark.parametrize("how", ["SIGINT twice", "SIGTERM", "SIGHUP", "SIGKILL"])
 def test_nothing_of_up_is_left(served, how):
     card, run = served
@@ -144,7 +135,7 @@ def test_nothing_of_up_is_left(served, how):
     marks = {str(run / "merged"), str(api_port), str(ui_port)}
     seen: dict[int, tuple[int, int]] = {}
     try:
-        assert _wait(lambda: any("Ctrl-C stops everything" in line for line in lines)
+        assert wait_for(lambda: any("Ctrl-C stops everything" in line for line in lines)
                      or process.poll() is not None, 900), "".join(lines)
         assert process.poll() is None, "".join(lines)
         seen = descendants(process.pid)
@@ -153,7 +144,7 @@ def test_nothing_of_up_is_left(served, how):
         started = time.monotonic()
         if how == "SIGINT twice":
             os.killpg(process.pid, signal.SIGINT)  # a terminal's Ctrl-C: the foreground group
-            _wait(lambda: any("stopping what it started" in line for line in lines), 5)
+            wait_for(lambda: any("stopping what it started" in line for line in lines), 5)
             os.killpg(process.pid, signal.SIGINT)  # while the cleanup runs
         elif how == "SIGHUP":
             os.killpg(process.pid, signal.SIGHUP)  # the terminal closed
@@ -161,7 +152,7 @@ def test_nothing_of_up_is_left(served, how):
             process.send_signal(signal.SIGTERM if how == "SIGTERM" else signal.SIGKILL)
         process.wait(120)
         if how == "SIGKILL":  # no cleanup ran: the children are told by the kernel
-            _wait(lambda: not left(seen, marks), 120)
+            wait_for(lambda: not left(seen, marks), 120)
         remaining = left(seen, marks)
         print(f"\n{how}: {len(seen)} processes of the run, none left after "
               f"{time.monotonic() - started:.1f} s" if not remaining else f"\n{how}: left {remaining}")
