@@ -81,8 +81,13 @@ def preset_of(base: str) -> Preset | None:
 def trusts_remote_code(card: PersonaCard) -> bool:
     """Whether loading the card's base may run the code its repository ships: the preset's own
     declaration, else what the card says (`trust_remote_code`, default false)."""
-    preset = preset_of(card.base)
-    return preset.trust_remote_code if preset else card.trust_remote_code
+    return base_trusts_remote_code(card.base, card.trust_remote_code)
+
+
+def base_trusts_remote_code(base: str, declared: bool = False) -> bool:
+    """The same for a base named without a card: the preset's declaration, else `declared`."""
+    preset = preset_of(base)
+    return preset.trust_remote_code if preset else declared
 
 
 def declared_code(folder: Path) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from persona import commands
+from persona import commands, commands_live
 from persona.cli_args import build_parser
 from persona.errors import PersonaError
 
@@ -17,6 +17,9 @@ COMMANDS = {
     "ui": commands.ui,
     "eval": commands.eval,
     "up": commands.up,
+    "add": commands_live.add,
+    "remove": commands_live.remove,
+    "list": commands_live.list_served,
 }
 
 

@@ -102,10 +102,13 @@ def add_command(subparsers: Any, name: str, fn: Callable[..., Any]) -> None:
                                 default=param.default, help=text)
             continue
         default = param.default
+        if default is inspect.Parameter.empty:  # a required value is typed bare: `remove ID`
+            parser.add_argument(param.name, type=Path if kind is Path else kind, help=text,
+                                metavar=param.name.upper())
+            continue
         shown = "" if default in (None, inspect.Parameter.empty) else f" (default: {default})"
         parser.add_argument(flag, dest=param.name, type=Path if kind is Path else kind,
-                            default=None if default is inspect.Parameter.empty else default,
-                            required=default is inspect.Parameter.empty, help=text + shown)
+                            default=default, help=text + shown)
     if hasattr(fn, "model_flags"):
         model, title = fn.model_flags
         add_model_arguments(parser.add_argument_group(title), model)

@@ -128,21 +128,25 @@ def merge(card: Path = DEFAULT_CARD, out: Path | None = None) -> None:
         raise CommandError(f"merging {persona.id} failed (exit {code}); see above")
 
 
-def _start_api(persona: PersonaCard, model: Path, host: str, port: int, key: str,
+def _start_api(persona: PersonaCard | None, model: Path, host: str, port: int, key: str,
                children: Children, compile: bool = False, tensor_parallel: int = 1,
                adapters: tuple[tuple[str, Path], ...] = (), chat_template: Path | None = None,
-               served_name: str | None = None, max_lora_rank: int = 16) -> str:
+               served_name: str | None = None, max_lora_rank: int = 16,
+               adapter_root: Path | None = None, base: str | None = None) -> str:
+    """vLLM on `model`, ready; persona None: a live server of `base` with no persona yet."""
     from persona.serve.server import ServeOptions, start
 
+    remote_code = (base_models.trusts_remote_code(persona) if persona is not None
+                   else base_models.base_trusts_remote_code(str(base)))
     try:
         options = ServeOptions(model=model, served_name=served_name or persona.id, api_key=key,
                                host=host, port=port, enforce_eager=not compile,
                                device=envs.device(), tensor_parallel_size=tensor_parallel,
                                lora_modules=adapters, chat_template=chat_template,
-                               max_lora_rank=max_lora_rank,
-                               trust_remote_code=base_models.trusts_remote_code(persona))
+                               max_lora_rank=max_lora_rank, adapter_root=adapter_root,
+                               trust_remote_code=remote_code)
     except ValueError as error:
-        raise CommandError(f"cannot serve {persona.id}: {error}") from None
+        raise CommandError(f"cannot serve {served_name or persona.id}: {error}") from None
     ensure_free(host, port, "--port / API_PORT")
     names = [name for name, _ in adapters]
     log = home() / "logs" / f"vllm-{'+'.join(names) or options.served_name}-{port}.log"
@@ -214,7 +218,7 @@ def _trained_run(card: Path, out: Path | None) -> RunFolder:
 
 def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
           host: str = "127.0.0.1", compile: bool = False, tensor_parallel: int = 1,
-          adapters: str | None = None) -> None:
+          adapters: str | None = None, base: str | None = None) -> None:
     """Serve the card's merged model with vLLM's OpenAI-compatible API (trains it first if needed).
 
     Args:
@@ -224,15 +228,18 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         host: bind address (127.0.0.1 keeps it on this machine; any other needs PERSONA_API_KEY)
         compile: let vLLM compile the model graph (start-up ~80 s instead of ~25 s on CPU)
         tensor_parallel: GPUs to split the model over (CUDA hosts only)
-        adapters: comma-separated cards to serve together on their shared base, each as a LoRA adapter under its id (replaces --card)
+        adapters: comma-separated cards to serve together on their shared base, each as a LoRA adapter under its id (replaces --card); `persona add/remove` change the set while it runs
+        base: serve this base (a preset, folder or hub id) with no persona yet, for `persona add` (replaces --card)
     """
     check_api_exposure(host)  # before anything is trained or started
     if tensor_parallel > 1 and envs.device() != "cuda":
         raise CommandError(f"--tensor-parallel {tensor_parallel} needs CUDA GPUs; this host serves "
                            f"on CPU (PERSONA_DEVICE={os.environ.get('PERSONA_DEVICE', 'auto')})")
-    if adapters:
-        return _serve_adapters([Path(c.strip()) for c in adapters.split(",") if c.strip()],
-                               port, host, compile, tensor_parallel)
+    if adapters or base:
+        from persona.commands_live import serve_live
+
+        cards = [Path(c.strip()) for c in (adapters or "").split(",") if c.strip()]
+        return serve_live(cards, base, port, host, compile, tensor_parallel)
     persona = load_card(card)
     run = _trained_run(card, out)
     key = api_key()
@@ -240,32 +247,6 @@ def serve(card: Path = DEFAULT_CARD, out: Path | None = None, port: int = 8000,
         model = _hold_run(run, persona, "serve", children)
         url = _start_api(persona, model, host, port, key, children, compile, tensor_parallel)
         _announce(persona, url, key, None)
-        _wait_forever(children)
-
-
-def _serve_adapters(cards: list[Path], port: int, host: str, compile: bool,
-                    tensor_parallel: int) -> None:
-    """One vLLM server: the shared base once, each card's LoRA adapter routed by model name."""
-    from persona.serve.adapters import AdapterError, check_cards, plan
-
-    personas = [load_card(card) for card in cards]
-    try:
-        check_cards(personas)  # before training any of them
-        for persona in personas:  # nor any of them trained from another card
-            if (run := _run_folder(persona, None)).finished():
-                check_request(run, persona)
-        runs = [RunFolder(train(card)) for card in cards]
-        served = plan(personas, runs, base_models.resolve(personas[0].base))
-    except AdapterError as error:
-        raise CommandError(str(error)) from None
-    key = api_key()
-    with Children() as children:
-        for persona, run in zip(personas, runs):
-            _hold_run(run, persona, "serve", children)
-        url = _start_api(personas[0], served.base, host, port, key, children, compile,
-                         tensor_parallel, served.adapters, served.chat_template, served.base_name,
-                         served.max_lora_rank)
-        _announce(personas[0], url, key, None, models=[p.id for p in personas])
         _wait_forever(children)
 
 
@@ -347,13 +328,11 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
     return code
 
 
-def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None,
-              models: list[str] | None = None) -> None:
+def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) -> None:
     """The URLs; a generated key is printed here, once, and nowhere else (not in the log)."""
     print("\n" + "=" * 64)
-    print(f"  {persona.name.en} ({persona.name.zh}) is up" if not models else
-          f"  {len(models)} personas on one base are up")
-    print(f"  API   {api_url}   model: {', '.join(models or [persona.id])}")
+    print(f"  {persona.name.en} ({persona.name.zh}) is up")
+    print(f"  API   {api_url}   model: {persona.id}")
     if "PERSONA_API_KEY" not in os.environ:
         print(f"  key   {key}   (generated; set PERSONA_API_KEY to choose one)")
     if ui_url:

@@ -21,5 +21,11 @@ def model_dir(preset: str) -> Path:
     return home() / "models" / preset
 
 
+def runs_dir() -> Path:
+    """Where runs live by default, and the only folder a live server loads adapters from;
+    PERSONA_RUNS_DIR overrides home()/runs."""
+    return Path(os.environ.get("PERSONA_RUNS_DIR") or home() / "runs").expanduser()
+
+
 def run_dir(persona_id: str) -> Path:
-    return home() / "runs" / persona_id
+    return runs_dir() / persona_id

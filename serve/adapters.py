@@ -46,7 +46,29 @@ def _rank(run: RunFolder) -> int:
     if not run.has_adapter():
         raise AdapterError(f"{run.adapter} holds no PEFT adapter (adapter_config.json); "
                            f"train the card again with `persona train --force`")
-    return int(read_json(run.adapter_config)["r"])
+    return adapter_rank(run.adapter)
+
+
+def adapter_rank(folder: Path) -> int:
+    """The LoRA rank of a PEFT adapter folder."""
+    return int(read_json(Path(folder) / "adapter_config.json")["r"])
+
+
+def served_rank(rank: int) -> int:
+    """The --max-lora-rank vLLM takes for adapters up to this rank."""
+    fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
+    if not fitting:
+        raise AdapterError(f"LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
+    return fitting[0]
+
+
+def shared_template(run: RunFolder) -> str:
+    """The run's chat template without its default system prompt: what a server of several
+    personas renders with (the clients send each persona's system prompt; the UI does)."""
+    if not run.chat_template.is_file():
+        raise AdapterError(f"{run.root} has no {run.relative(run.chat_template)}; run "
+                           f"`persona merge` for it")
+    return DEFAULT_SYSTEM_BLOCK.sub("", run.chat_template.read_text(encoding="utf-8"))
 
 
 def check_cards(personas: list[PersonaCard]) -> None:
@@ -65,32 +87,25 @@ def check_cards(personas: list[PersonaCard]) -> None:
                            f"{personas[0].base}; one server loads it once: set it alike in each")
 
 
-def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str) -> ServedAdapters:
-    """Check that the finished runs can share one server and say how to serve them."""
+def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str,
+         template: Path | None = None) -> ServedAdapters:
+    """Check that the finished runs can share one server and say how to serve them; the shared
+    template is written to `template` (default: in the cache, named by the ids)."""
     check_cards(personas)
     ids = [p.id for p in personas]
-    templates = {}
-    for persona, run in zip(personas, runs):
-        if not run.chat_template.is_file():
-            raise AdapterError(f"{run.root} has no {run.relative(run.chat_template)}; run "
-                               f"`persona merge` for {persona.id}")
-        templates[persona.id] = run.chat_template
     # Each persona's template injects its own default system prompt; a shared server must inject
     # none (the clients send the persona's: the UI does), and otherwise render alike.
-    texts = {DEFAULT_SYSTEM_BLOCK.sub("", t.read_text(encoding="utf-8")) for t in templates.values()}
+    texts = {shared_template(run) for run in runs}
     if len(texts) != 1:
         raise AdapterError(f"{', '.join(ids)} were trained with different chat formats; one server "
                            f"has one template: serve them separately")
-    rank = max(_rank(run) for run in runs)
-    fitting = [r for r in VLLM_LORA_RANKS if r >= rank]
-    if not fitting:
-        raise AdapterError(f"LoRA rank {rank} is above vLLM's largest ({VLLM_LORA_RANKS[-1]})")
-    shared = paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"  # written once all checks pass
-    shared.parent.mkdir(parents=True, exist_ok=True)
+    rank = served_rank(max(_rank(run) for run in runs))
+    shared = template or paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"
+    shared.parent.mkdir(parents=True, exist_ok=True)  # written once all checks pass
     shared.write_text(texts.pop(), encoding="utf-8")
     base_name = Path(str(base)).name or "base"
     if base_name in ids:
         base_name += "-base"
     return ServedAdapters(base=base, base_name=base_name,
                           adapters=tuple((p.id, run.adapter) for p, run in zip(personas, runs)),
-                          chat_template=shared, max_lora_rank=fitting[0])
+                          chat_template=shared, max_lora_rank=rank)

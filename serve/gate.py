@@ -7,7 +7,10 @@ every path needs `Authorization: Bearer <key>` except `GET /health` and `GET /pi
 docs (/docs, /redoc, /openapi.json) answer 404 to everyone; a CORS preflight goes on to vLLM's
 own CORS layer (which refuses foreign origins unless --allowed-origins opens them). The bodies
 of the generation routes are read first and refused with an OpenAI-style 400 when `n`,
-`max_tokens` or a message role is out of bounds, then replayed to vLLM unchanged.
+`max_tokens` or a message role is out of bounds, then replayed to vLLM unchanged. A live server
+(runtime LoRA loading on) loads adapters only from under the folder PERSONA_GATE_ADAPTER_ROOT
+names (persona's runs), and only through /v1/load_lora_adapter: SageMaker's /adapters routes,
+which take any path, answer 404.
 
 Stdlib only: it runs inside vLLM's process (serve env, or the vLLM image), and the app env's
 tests drive it directly. The key comes from VLLM_API_KEY (as vLLM's own check reads it), the
@@ -27,11 +30,14 @@ MIDDLEWARE = "persona.serve.gate.PersonaGate"  # what vLLM's --middleware import
 KEY_ENV = "VLLM_API_KEY"
 MAX_CHOICES_ENV = "PERSONA_GATE_MAX_N"
 MAX_TOKENS_ENV = "PERSONA_GATE_MAX_TOKENS"
+ADAPTER_ROOT_ENV = "PERSONA_GATE_ADAPTER_ROOT"
 DEFAULT_MAX_CHOICES = 4
 
 OPEN = frozenset({("GET", "/health"), ("GET", "/ping")})  # probes: no key
 HIDDEN = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"})
 GENERATION = frozenset({"/v1/chat/completions", "/v1/completions", "/invocations"})
+LOAD_ADAPTER = "/v1/load_lora_adapter"
+SAGEMAKER_ADAPTERS = "/adapters"  # and /adapters/<name>
 ROLES = ("system", "user", "assistant", "developer", "tool")
 # The persona models' context is 2048 tokens; a body this large is no chat request.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -129,6 +135,25 @@ def check_generation(body: bytes, limits: Limits) -> Refusal | None:
     return None
 
 
+def check_adapter_load(body: bytes, root: str | None) -> Refusal | None:
+    """Why an adapter must not be loaded from the path a load request names, or None: only
+    folders under root (symlinks resolved: no way out through one) load."""
+    if not root:
+        return Refusal(403, "this server loads no adapters at run time", "PermissionDeniedError")
+    try:
+        request = json.loads(body)
+    except ValueError as error:
+        return Refusal(400, f"the body is not valid JSON: {error}")
+    path = request.get("lora_path") if isinstance(request, dict) else None
+    if not isinstance(path, str) or not path:
+        return Refusal(400, "lora_path must name an adapter folder", param="lora_path")
+    allowed = os.path.realpath(root)
+    if os.path.commonpath([allowed, os.path.realpath(path)]) != allowed:
+        return Refusal(403, f"adapters load only from persona's runs under {root}; {path} is "
+                            f"outside it", "PermissionDeniedError", "lora_path")
+    return None
+
+
 async def read_body(receive: Receive) -> bytes | None:
     """The request body, stopping once it passes MAX_BODY_BYTES; None if the client left."""
     body = bytearray()
@@ -182,13 +207,16 @@ def _digest(secret: bytes) -> bytes:
 class PersonaGate:
     """vLLM calls PersonaGate(app); the tests pass the key and limits directly."""
 
-    def __init__(self, app: Callable, api_key: str | None = None, limits: Limits | None = None):
+    def __init__(self, app: Callable, api_key: str | None = None, limits: Limits | None = None,
+                 adapter_root: str | None = None):
         key = api_key if api_key is not None else os.environ.get(KEY_ENV, "")
         if not key:  # no key would mean an open server: refuse to start instead
             raise RuntimeError(f"PersonaGate needs the API key in {KEY_ENV}")
         self.app = app
         self._key = _digest(key.encode())
         self.limits = limits or Limits.from_env(os.environ)
+        self.adapter_root = (adapter_root if adapter_root is not None
+                             else os.environ.get(ADAPTER_ROOT_ENV) or None)
 
     def authorized(self, headers: dict[bytes, bytes]) -> bool:
         """`Bearer <key>`, compared in constant time over digests (as vLLM compares)."""
@@ -205,17 +233,19 @@ class PersonaGate:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         method, path, headers = scope["method"], _path(scope), _headers(scope)
-        if path in HIDDEN:
+        if path in HIDDEN or path == SAGEMAKER_ADAPTERS or path.startswith(SAGEMAKER_ADAPTERS + "/"):
             return await answer(send, NOT_FOUND)
         preflight = method == "OPTIONS" and b"origin" in headers \
             and b"access-control-request-method" in headers
         if (method, path) not in OPEN and not preflight and not self.authorized(headers):
             return await answer(send, UNAUTHORIZED)
-        if method == "POST" and path in GENERATION:
+        if method == "POST" and (path in GENERATION or path == LOAD_ADAPTER):
             body = await read_body(receive)
             if body is None:
                 return  # the client left: nothing to answer
-            if (refusal := check_generation(body, self.limits)) is not None:
+            refusal = (check_adapter_load(body, self.adapter_root) if path == LOAD_ADAPTER
+                       else check_generation(body, self.limits))
+            if refusal is not None:
                 return await answer(send, refusal)
             receive = replay(body, receive)
         await self.app(scope, receive, send)

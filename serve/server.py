@@ -17,6 +17,8 @@ from persona.serve.host import CpuFit, fit
 
 DEFAULT_PORT = 8000
 LOOPBACK = "127.0.0.1"
+# A live server's adapters in one batch unless told (docs/serving.md: what one adapter costs).
+LIVE_MAX_LORAS = 4
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ class ServeOptions:
     # Several personas on one base: (served name, PEFT adapter folder) pairs.
     lora_modules: tuple[tuple[str, Path], ...] = ()
     max_lora_rank: int = 16
+    # A live server: adapters load and unload at run time, from under this folder only.
+    adapter_root: Path | None = None
+    # Adapters in one batch, and kept in memory (vLLM reloads an evicted one from its folder);
+    # None: LIVE_MAX_LORAS on a live server, else as many as were given (vLLM's default keeps
+    # as many in memory).
+    max_loras: int | None = None
+    max_cpu_loras: int | None = None
     # Let the model folder's own Python code (auto_map) run: only where the base's preset or the
     # card declares it (persona.base_models.trusts_remote_code).
     trust_remote_code: bool = False
@@ -106,11 +115,15 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
         argv += ["--stream-interval", str(opts.stream_interval)]
     if opts.prefix_caching is not None:
         argv.append("--enable-prefix-caching" if opts.prefix_caching else "--no-enable-prefix-caching")
-    if opts.lora_modules:
+    if opts.lora_modules or opts.adapter_root is not None:
         # A request's `model` picks the adapter; the base stays reachable as served_name.
         argv += ["--enable-lora", "--max-lora-rank", str(opts.max_lora_rank),
-                 "--max-loras", str(len(opts.lora_modules)), "--lora-modules",
-                 *(f"{name}={path}" for name, path in opts.lora_modules)]
+                 "--max-loras", str(opts.max_loras or (LIVE_MAX_LORAS if opts.adapter_root
+                                                       else max(1, len(opts.lora_modules))))]
+        if opts.max_cpu_loras is not None:
+            argv += ["--max-cpu-loras", str(opts.max_cpu_loras)]
+    if opts.lora_modules:
+        argv += ["--lora-modules", *(f"{name}={path}" for name, path in opts.lora_modules)]
     return argv
 
 
@@ -137,6 +150,10 @@ def vllm_env(opts: ServeOptions, env_prefix: Path) -> dict[str, str]:
         first_on_path=Path(env_prefix) / "bin",
         source_tree=True,  # vLLM imports the gate as persona.serve.gate from this checkout
     )
+    if opts.adapter_root is not None:
+        # vLLM's load/unload routes; the gate lets adapters in from this folder only
+        env["VLLM_ALLOW_RUNTIME_LORA_UPDATING"] = "True"
+        env[gate.ADAPTER_ROOT_ENV] = str(opts.adapter_root)
     if opts.device == "cpu":
         cpu = opts.cpu or fit()
         env["VLLM_CPU_KVCACHE_SPACE"] = str(cpu.kv_cache_gib)

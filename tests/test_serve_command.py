@@ -172,10 +172,25 @@ def test_a_generated_key_is_printed_once_and_a_chosen_one_never(monkeypatch, cap
     commands._announce(card, "http://127.0.0.1:8000/v1", "sk-persona-generated", None)
     assert capsys.readouterr().out.count("sk-persona-generated") == 1
     monkeypatch.setenv("PERSONA_API_KEY", "sk-chosen-by-user")
-    commands._announce(card, "http://127.0.0.1:8000/v1", "sk-chosen-by-user", None,
-                       models=["xiaocong", "lingxi"])
+    commands._announce(card, "http://127.0.0.1:8000/v1", "sk-chosen-by-user", None)
+    assert "sk-chosen-by-user" not in capsys.readouterr().out
+
+
+def test_a_live_server_announces_its_personas_and_its_generated_key_once(monkeypatch, capsys):
+    from persona import commands_live
+    from persona.serve import live
+
+    entry = live.ServedPersona(run="r", adapter="a", since="now")
+    record = live.LiveServer(port=8000, base="b", base_path="b", base_name="b", template="t",
+                             max_lora_rank=16, adapter_root="r",
+                             personas={"xiaocong": entry, "lingxi": entry})
+    monkeypatch.delenv("PERSONA_API_KEY", raising=False)
+    commands_live._announce("http://127.0.0.1:8000/v1", "sk-persona-generated", record)
     out = capsys.readouterr().out
-    assert "sk-chosen-by-user" not in out and "xiaocong, lingxi" in out
+    assert out.count("sk-persona-generated") == 1 and "xiaocong, lingxi" in out
+    monkeypatch.setenv("PERSONA_API_KEY", "sk-chosen-by-user")
+    commands_live._announce("http://127.0.0.1:8000/v1", "sk-chosen-by-user", record)
+    assert "sk-chosen-by-user" not in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("base, card_says, flagged", [
