@@ -320,6 +320,42 @@ def test_profiles_offer_every_served_persona(browser, fake, tmp_path):
         page.close()
 
 
+def test_the_menu_follows_personas_added_and_removed_on_the_server(browser, fake, tmp_path):
+    # A live server: lingxi is added while the page is open, then removed during its chat.
+    lingxi = load_card(REPO_ROOT / "cards" / "lingxi.yaml")
+    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
+                        card=str(DEFAULT_CARD))
+    with running_ui(target, app_root=tmp_path / "root",
+                    log_path=artifacts_dir() / "chainlit-live.log") as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="live").open(url)
+        assert page.locator("#chat-profiles").count() == 0  # one persona: no menu
+        chat.ask("hi")
+
+        fake.extra_models = ["lingxi"]  # `persona add` on the server
+        page.locator("#new-chat-button").click()
+        page.locator("#new-chat-dialog #confirm").click()
+        page.locator("#chat-profiles").wait_for(timeout=60_000)  # the page reloaded its menu
+        assert page.locator("#chat-profiles").inner_text() == "小葱 · Xiaocong"
+        _switch_profile(chat, "lingxi", confirm=False)
+        _wait_for_text(page, lingxi.greeting.zh)
+        assert chat.ask("你好") == answer_for([
+            {"role": "system", "content": lingxi.default_system_prompt()}, user("你好")])
+        chat.screenshot("added")
+
+        fake.extra_models = []  # `persona remove lingxi`
+        chat.send("你是谁？")
+        chat.wait_reply()
+        error = chat.error_texts()[-1]
+        assert "does not serve lingxi (HTTP 404)" in error and "start a new chat" in error
+        chat.screenshot("removed")
+        page.locator("#new-chat-button").click()
+        page.locator("#new-chat-dialog #confirm").click()
+        page.wait_for_function("() => !document.querySelector('#chat-profiles')", timeout=60_000)
+        _wait_for_text(page, "小葱")
+        page.close()
+
+
 def _status(url: str) -> int:
     try:
         with open_local(url, timeout=10) as response:

@@ -5,7 +5,7 @@ import asyncio
 from persona.card import load_card
 from persona.paths import REPO_ROOT
 from persona.ui.persona_view import load_view, view_of
-from persona.ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for
+from persona.ui.profiles import Profile, ServedModels, build_profiles, cards_by_id, pick, view_for
 
 CARDS = REPO_ROOT / "cards"
 MAIN = view_of(load_card(CARDS / "xiaocong.yaml"))
@@ -98,3 +98,45 @@ def test_served_models_start_empty_when_the_server_is_down():
         raise OSError("connection refused")
 
     assert asyncio.run(ServedModels(fetch).get()) == []
+
+
+def test_a_fresh_list_is_asked_for_at_once_but_not_while_a_failure_is_waited_out():
+    now = [0.0]
+    answers = [["a"], ["a", "b"], ConnectionError("down"), ["a"]]
+    calls = []
+
+    async def fetch():
+        calls.append(now[0])
+        answer = answers.pop(0)
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    served = ServedModels(fetch, ttl_s=30, retry_s=5, clock=lambda: now[0])
+
+    def get_at(t, fresh=True):
+        now[0] = t
+        return asyncio.run(served.get(fresh=fresh))
+
+    assert get_at(0) == ["a"]
+    assert get_at(1, fresh=False) == ["a"] and len(calls) == 1
+    assert get_at(2) == ["a", "b"] and len(calls) == 2  # a persona added: seen at once
+    assert get_at(3) == ["a", "b"] and len(calls) == 3  # the server went down
+    assert get_at(4) == ["a", "b"] and len(calls) == 3  # not asked again before retry_s
+    assert get_at(8) == ["a"] and len(calls) == 4
+
+
+def test_a_page_whose_menu_changed_is_stale_once():
+    from persona.ui.profiles import Offered
+
+    view = view_for("x", {})
+    first = [Profile("xiaocong", view, True)]
+    both = first + [Profile("lingxi", view)]
+    offered = Offered()
+    assert not offered.stale("ann", first)  # a session before any menu was given: keep it
+    offered.given("ann", first)
+    assert not offered.stale("ann", first)
+    assert offered.stale("ann", both)  # lingxi was added: reload once
+    assert not offered.stale("ann", both)  # ... and not again
+    offered.given("bob", both)
+    assert offered.stale("bob", first) and not offered.stale("ann", both)  # each user's own page

@@ -24,7 +24,8 @@ from persona.ui.llm import (ContextLengths, Reply, context_lengths, describe_err
                             make_client, served_models, stream_reply)
 from persona.ui.login import auth_secret, credentials_ok  # noqa: E402
 from persona.ui.persona_view import load_view  # noqa: E402
-from persona.ui.profiles import ServedModels, build_profiles, cards_by_id, pick, view_for  # noqa: E402
+from persona.ui.profiles import (Offered, ServedModels, build_profiles, cards_by_id,  # noqa: E402
+                                 pick, view_for)
 from persona.ui.settings import from_env  # noqa: E402
 
 log = logging.getLogger("persona.ui")
@@ -57,10 +58,28 @@ def client():
 
 SERVED = ServedModels(lambda: served_models(client()))
 CONTEXT = ContextLengths(lambda: context_lengths(client()))
+# Personas join and leave a live server: each page load and each new chat asks it afresh.
+OFFERED = Offered()
 
 
 async def profiles():
-    return build_profiles(await SERVED.get(), SETTINGS.model, VIEW, CARDS)
+    return build_profiles(await SERVED.get(fresh=True), SETTINGS.model, VIEW, CARDS)
+
+
+def _user_id(user) -> str:
+    return getattr(user, "identifier", "") or ""
+
+
+def _for_the_page() -> bool:
+    """Whether Chainlit asks for the profiles to hand the page its menu (its /project/settings
+    route, on page load only); it also asks when a chat session starts, for profile overrides."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        if (frame.f_code.co_name == "project_settings"
+                and frame.f_globals.get("__name__") == "chainlit.server"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _starters(texts: list[str]) -> list[cl.Starter]:
@@ -75,6 +94,9 @@ async def starters(user=None, language=None):
 @cl.set_chat_profiles
 async def chat_profiles(user=None, language=None):
     # With one profile Chainlit shows no menu; with several, one entry per served persona.
+    offered = await profiles()
+    if _for_the_page():
+        OFFERED.given(_user_id(user), offered)
     return [
         cl.ChatProfile(
             name=profile.model, display_name=profile.view.author,
@@ -82,7 +104,7 @@ async def chat_profiles(user=None, language=None):
             # A list even when empty: otherwise the main persona's starters would show.
             starters=_starters(profile.view.starters),
         )
-        for profile in await profiles()
+        for profile in offered
     ]
 
 
@@ -100,7 +122,13 @@ if SETTINGS.login_required:
 
 @cl.on_chat_start
 async def on_chat_start():
-    profile = pick(await profiles(), cl.user_session.get("chat_profile"))
+    offered = await profiles()
+    if OFFERED.stale(_user_id(cl.user_session.get("user")), offered):
+        # A persona was added to or removed from the server since the page got its menu: the
+        # page reloads (Chainlit's own "reload" event) and fetches the menu again.
+        await cl.context.emitter.emit("reload", {})
+        return
+    profile = pick(offered, cl.user_session.get("chat_profile"))
     cl.user_session.set("model", profile.model)
     cl.user_session.set("view", profile.view)
     cl.user_session.set("history", [])
@@ -182,7 +210,7 @@ async def on_message(message: cl.Message):
         await answer.send()
     if failure is not None:
         await cl.ErrorMessage(
-            content=describe_error(failure, SETTINGS.base_url), author=view.author
+            content=describe_error(failure, SETTINGS.base_url, model), author=view.author
         ).send()
     elif not reply.text:
         await cl.Message(

@@ -168,8 +168,9 @@ ERROR_MESSAGES = [
      "The model server refused the API key (HTTP 401). Check PERSONA_API_KEY.",
      "模型服务拒绝了 API 密钥（HTTP 401）。"),
     (openai.NotFoundError,
-     "The model server does not know this model (HTTP 404): {detail}. Check PERSONA_MODEL.",
-     "模型服务找不到该模型（HTTP 404）。"),
+     "The model server does not serve {model} (HTTP 404): {detail}. If it was removed from the "
+     "server, start a new chat and pick a persona it serves; else check PERSONA_MODEL.",
+     "模型服务不提供 {model}（HTTP 404），可能已被移除。请开始新的对话，选择仍在服务的角色。"),
     (openai.BadRequestError,
      "The model server refused the request (HTTP 400): {detail}. If your message is too long "
      "for the model, shorten it or split it, or start a new chat; else lower Max tokens in the "
@@ -182,9 +183,9 @@ ERROR_MESSAGES = [
 ]
 
 
-def describe_error(error: BaseException, base_url: str) -> str:
+def describe_error(error: BaseException, base_url: str, model: str = "this model") -> str:
     """A message a person can act on, in English and Chinese."""
-    fields = {"url": base_url, "kind": type(error).__name__, "short": _short(error),
+    fields = {"url": base_url, "model": model, "kind": type(error).__name__, "short": _short(error),
               "reason": getattr(error, "reason", "").rstrip("."),
               "status": getattr(error, "status_code", ""),
               "detail": _status_detail(error) if isinstance(error, openai.APIStatusError) else ""}

@@ -84,14 +84,35 @@ class ServedModels:
         self._clock = clock
         self._models: list[str] = []
         self._next = float("-inf")
+        self._failing = False
 
-    async def get(self) -> list[str]:
-        if self._clock() < self._next:
+    async def get(self, fresh: bool = False) -> list[str]:
+        """The list; `fresh` asks the server now unless a failure is still being waited out."""
+        if self._clock() < self._next and not (fresh and not self._failing):
             return list(self._models)
         try:
             self._models = list(await self._fetch())
-            self._next = self._clock() + self._ttl_s
+            self._next, self._failing = self._clock() + self._ttl_s, False
         except Exception as error:  # the API down must not keep the chat from opening
             log.warning("could not list the served models: %s: %s", type(error).__name__, error)
-            self._next = self._clock() + self._retry_s
+            self._next, self._failing = self._clock() + self._retry_s, True
         return list(self._models)
+
+
+class Offered:
+    """The profile menu each user's page was last given, to notice when the server's personas
+    have changed since (Chainlit's page fetches its menu only when it loads)."""
+
+    def __init__(self) -> None:
+        self._by_user: dict[str, tuple[str, ...]] = {}
+
+    def given(self, user: str, profiles: list[Profile]) -> None:
+        self._by_user[user] = tuple(p.model for p in profiles)
+
+    def stale(self, user: str, profiles: list[Profile]) -> bool:
+        """Whether the user's page shows another menu than `profiles`; from now on it is
+        counted as shown (the page reloads once, never in a loop)."""
+        now = tuple(p.model for p in profiles)
+        before = self._by_user.get(user)
+        self._by_user[user] = now
+        return before is not None and before != now
