@@ -8,13 +8,17 @@ from __future__ import annotations
 import os
 import urllib.parse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from persona import base_models, commands
 from persona.card import PersonaCard, load_card
 from persona.commands import CommandError
 from persona.paths import runs_dir
 from persona.run_folder import RunFolder, RunFolderError, check_request
-from persona.services import Children, api_key
+
+if TYPE_CHECKING:
+    from persona.serve import live
+from persona.services import Children, api_key, ensure_free
 
 DEFAULT_SERVER = "http://127.0.0.1:8000/v1"
 
@@ -67,6 +71,8 @@ def serve_live(cards: list[Path], base: str | None, port: int, host: str, compil
     personas = [load_card(card) for card in cards]
     if not personas and not base:
         raise CommandError("no card given; pass --adapters cards/a.yaml,cards/b.yaml or --base BASE")
+    # Before anything is trained or written: the record of a server running there stays its own.
+    ensure_free(host, port, "--port")
     base = base or personas[0].base
     try:
         if personas:
@@ -91,14 +97,7 @@ def serve_live(cards: list[Path], base: str | None, port: int, host: str, compil
     root = runs_dir()
     entries = {p.id: live.ServedPersona(run=str(run.root), adapter=str(_snapshot(run, p, root)),
                                         since=live.now()) for p, run in zip(personas, runs)}
-    for pid, entry in (earlier.personas.items() if earlier else ()):
-        if pid in entries:
-            continue
-        if earlier.base != base or earlier.template != text or not Path(entry.adapter).is_dir():
-            print(f"persona: {pid} was served on port {port} before, but its adapter is gone or "
-                  f"does not fit this server: not served (`persona add` it again)", flush=True)
-            continue
-        entries[pid] = entry
+    entries.update(_served_before(earlier, base, text, entries))
     try:
         rank = served_rank(max([16, *(adapter_rank(Path(e.adapter)) for e in entries.values())]))
     except AdapterError as error:
@@ -119,11 +118,26 @@ def serve_live(cards: list[Path], base: str | None, port: int, host: str, compil
         commands._wait_forever(children)
 
 
+def _served_before(earlier, base: str, template: str, given: dict) -> dict:
+    """The personas the port's record lists beside the cards given now, where they still fit."""
+    kept = {}
+    for pid, entry in (earlier.personas.items() if earlier else ()):
+        if pid in given:
+            continue
+        if earlier.base != base or earlier.template != template or not Path(entry.adapter).is_dir():
+            print(f"persona: {pid} was served on port {earlier.port} before, but its adapter is "
+                  f"gone or does not fit this server: not served (`persona add` it again)",
+                  flush=True)
+            continue
+        kept[pid] = entry
+    return kept
+
+
 def _base_name(base_path: Path | str) -> str:
     return Path(str(base_path)).name or "base"
 
 
-def _announce(url: str, key: str, record) -> None:
+def _announce(url: str, key: str, record: "live.LiveServer") -> None:
     ids = ", ".join(record.personas) or "none yet"
     print("\n" + "=" * 64)
     print(f"  persona server on {record.base_name} is up: personas join and leave while it runs")

@@ -171,3 +171,19 @@ def test_the_commands_refuse_before_anything_starts(tmp_path, monkeypatch, capsy
     assert main(["list", "--server", "http://127.0.0.1:8999/v1"]) == 2  # nothing listens there
     assert "no server answers at http://127.0.0.1:8999/v1" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists() and not (tmp_path / "envs").exists()
+
+
+def test_a_live_server_on_a_busy_port_leaves_the_record_there_alone(tmp_path, monkeypatch, capsys):
+    import socket
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        live.write(record(port, p="a"))
+        before = live.record_path(port).read_bytes()
+        assert main(["serve", "--base", "smollm2-135m-instruct", "--port", str(port)]) == 2
+    assert "--port" in capsys.readouterr().err
+    assert live.record_path(port).read_bytes() == before
+    assert not (tmp_path / "envs").exists() and not (tmp_path / "models").exists()
