@@ -14,6 +14,7 @@ from pathlib import Path
 
 from persona.evals.general_skills import GENERAL_SKILLS
 from persona.card import PersonaCard
+from persona.feedback import FeedbackCase
 from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTIONS,
                                       OPERATOR_PERSONAS, OTHER_PERSONA_TURNS, TOPIC_TURNS,
                                       USER_OVERRIDES)
@@ -72,6 +73,16 @@ def _messages(question: str, system: str | None = None,
     for asked, answered in history:
         messages += [{"role": "user", "content": asked}, {"role": "assistant", "content": answered}]
     return messages + [{"role": "user", "content": question}]
+
+
+def feedback_cases(exported: list[FeedbackCase]) -> list[Case]:
+    """The chat's thumbs-down answers as cases (`persona feedback export`): each must now pass.
+    Judged on content only, like the leakage prompts: the base loops on Chinese, and a case
+    must fail on it for what it answers, not for how long it runs."""
+    return [Case(f"feedback-{case.id}", "feedback", case.lang, case.messages,
+                 tuple(case.expect_any), tuple(case.forbid), strict=False,
+                 answer_lang=case.lang if case.kind != "leak" else None)
+            for case in exported]
 
 
 def heldout_questions(run: Path | None = None) -> list[dict[str, str]]:

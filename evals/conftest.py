@@ -18,9 +18,10 @@ from pathlib import Path
 import pytest
 
 from persona.evals import baseline
-from persona.evals.cases import Case, build_cases, heldout_questions
+from persona.evals.cases import Case, build_cases, feedback_cases, heldout_questions
 from persona.evals.report import write_report
 from persona.card import load_card
+from persona.feedback import feedback_dir, load_cases
 from persona.run_folder import RunFolderError
 from persona.identity.judges import problems
 
@@ -40,6 +41,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--reference-report", default=os.environ.get("PERSONA_REFERENCE_REPORT"),
                     help="report.json of the suite run against the untuned base")
     group.addoption("--concurrency", type=int, default=16)
+    group.addoption("--feedback-cases", default=os.environ.get("PERSONA_FEEDBACK_CASES"),
+                    help="cases.json of `persona feedback export` (default: the card's, when "
+                         "one was exported)")
 
 
 def _card(config: pytest.Config):
@@ -53,7 +57,14 @@ def cases(request: pytest.FixtureRequest) -> list[Case]:
         heldout = heldout_questions(Path(run) if run else None)
     except RunFolderError as error:
         pytest.exit(str(error), returncode=4)
-    return build_cases(_card(request.config), heldout)
+    card = _card(request.config)
+    chosen = request.config.getoption("--feedback-cases")
+    exported = Path(chosen) if chosen else feedback_dir(card.id) / "cases.json"
+    try:
+        feedback = load_cases(exported) if chosen or exported.is_file() else []
+    except (OSError, ValueError) as error:
+        pytest.exit(f"{exported}: not a feedback case file ({error})", returncode=4)
+    return build_cases(card, heldout) + feedback_cases(feedback)
 
 
 @pytest.fixture(scope="session")

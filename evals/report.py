@@ -58,6 +58,8 @@ def general_skills(cases, judged: dict[str, dict]) -> dict[str, bool]:
 def _threshold(category: str, row: dict) -> str:
     if category == "general-skill":
         return f"at most {MAX_LOST} of the base's right answers lost"
+    if category == "feedback":
+        return "every one (each a thumbs-down from the chat)"
     return "" if row["threshold"] is None else f"{row['threshold']:.0%}"
 
 

@@ -45,3 +45,14 @@ def test_general_skill_retained(verdicts: dict[str, dict], cases: list[Case], re
         f"({reference['model']}) gets right, at most {MAX_LOST} allowed (gained "
         f"{len(kept['gained'])}, not counted against them); "
         f"{kept['persona_right']}/{kept['total']} right in all. Lost:\n{lost}")
+
+
+def test_every_thumbs_down_is_fixed(verdicts: dict[str, dict], cases: list[Case]):
+    """The chat's thumbs-down answers (`persona feedback export`): regressions, each must pass."""
+    mine = [case for case in cases if case.category == "feedback"]
+    if not mine:
+        pytest.skip("no feedback cases exported for this card (`persona feedback export`)")
+    failing = [case for case in mine if not verdicts[case.id]["passed"]]
+    assert not failing, f"{len(failing)}/{len(mine)} thumbs-down answers still wrong:\n" + "\n".join(
+        f"- {case.id}: asked {case.messages[-1]['content']!r}\n" + _answers(case, verdicts)
+        for case in failing)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from persona import commands, commands_live
+from persona import commands, commands_feedback, commands_live
 from persona.cli_args import build_parser
 from persona.errors import PersonaError
 
@@ -20,6 +20,7 @@ COMMANDS = {
     "add": commands_live.add,
     "remove": commands_live.remove,
     "list": commands_live.list_served,
+    "feedback": commands_feedback.feedback,
 }
 
 

@@ -70,7 +70,8 @@ def _run_pipeline(card: Path, persona: PersonaCard, run: RunFolder, flags: list[
 
 @takes_model_flags(TrainOptions, "training options (unset ones come from the base preset)")
 def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | None = None,
-          replay_ratio: float | None = None, force: bool = False, **options: Any) -> Path:
+          replay_ratio: float | None = None, corrections: Path | None = None,
+          force: bool = False, **options: Any) -> Path:
     """Fine-tune the card's base with XTuner (QLoRA by default), convert and merge; reuse a
     finished run, resume an interrupted one.
 
@@ -80,6 +81,7 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
         dataset: conversation-format JSON to train on instead of the card's dataset
         replay_ratio: general-skill replay samples (the base's own answers) per other sample
             (default: 0.15; 0 turns replay off)
+        corrections: conversation-format JSON mixed into the card's dataset (`persona feedback export` writes one)
         force: retrain even when a finished run exists
         options: TrainOptions fields (method, epochs, max_steps, lr, lora_r, ...); None = unset
     """
@@ -91,11 +93,12 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
     try:
         resolve_options(persona.base, options)
         samples = load_samples(dataset) if dataset else None
+        fixes = load_samples(corrections) if corrections else None
     except (ValueError, DatasetError) as error:
         raise CommandError(str(error)) from None
     run = _run_folder(persona, out)
     if run.finished() and not force:
-        check_request(run, persona, options, samples, replay_ratio)
+        check_request(run, persona, options, samples, replay_ratio, fixes)
         print(f"persona: {persona.id} is already trained: {run.root} (pass --force to retrain)")
         return run.root
     args = model_argv(TrainOptions, options)
@@ -103,6 +106,8 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
         args += ["--dataset", str(Path(dataset).resolve())]
     if replay_ratio is not None:
         args += ["--replay-ratio", str(replay_ratio)]
+    if corrections:
+        args += ["--corrections", str(Path(corrections).resolve())]
     if force:
         args += ["--force"]
     code = _run_pipeline(card, persona, run, args)

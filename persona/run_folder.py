@@ -35,6 +35,7 @@ fails at once, naming the holders.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -344,8 +345,15 @@ def _flat(value, prefix: str = "") -> dict:
     return {prefix.rstrip("."): value}
 
 
+def samples_digest(samples: list) -> str:
+    """What a list of training samples is, in a few characters (the manifest keeps it)."""
+    text = json.dumps(samples, ensure_ascii=False, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def differences(run: RunFolder, card: PersonaCard, given: dict | None = None,
-                samples: list | None = None, replay_ratio: float | None = None) -> list[str]:
+                samples: list | None = None, replay_ratio: float | None = None,
+                corrections: list | None = None) -> list[str]:
     """How a request differs from the finished run in `run`: changed card fields, training
     options the user gave that the run did not use, another dataset or replay ratio. Empty when
     it matches. Serving and the evals give the card only."""
@@ -366,6 +374,10 @@ def differences(run: RunFolder, card: PersonaCard, given: dict | None = None,
     if samples is not None:
         if not run.train_data.is_file() or read_json(run.train_data) != samples:
             found.append("dataset: the run trained on other samples than --dataset holds")
+    trained = ((manifest.get("dataset") or {}).get("corrections") or {}).get("digest")
+    if corrections is not None and trained != samples_digest(corrections):
+        found.append("corrections: the run trained " + ("with other corrections than "
+                     "--corrections holds" if trained else "without corrections"))
     return found
 
 
@@ -377,9 +389,10 @@ def refusal(run: RunFolder, found: list[str]) -> str:
 
 
 def check_request(run: RunFolder, card: PersonaCard, given: dict | None = None,
-                  samples: list | None = None, replay_ratio: float | None = None) -> None:
+                  samples: list | None = None, replay_ratio: float | None = None,
+                  corrections: list | None = None) -> None:
     """Refuse (RunFolderError) a request that the finished run in `run` does not match."""
-    found = differences(run, card, given, samples, replay_ratio)
+    found = differences(run, card, given, samples, replay_ratio, corrections)
     if found:
         raise RunFolderError(refusal(run, found))
 

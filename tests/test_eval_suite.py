@@ -38,6 +38,18 @@ def run_suite(base_url: str, model: str, key: str, report: Path, *extra: str):
     return result.returncode, output, json.loads((report / "report.json").read_text(encoding="utf-8"))
 
 
+def thumbs_down_cases(folder: Path) -> Path:
+    """What `persona feedback export` writes for a chat answer "你是谁？" voted down (asked with
+    no system prompt, so the name can come from the weights only)."""
+    from persona.feedback import CASES, Downvote, export
+
+    vote = Downvote(step_id="step-1", answer="我是一个AI助手。", comment="",
+                    messages=[{"role": "user", "content": "你是谁？"}])
+    cases, _ = export(load_card(DEFAULT_CARD), [vote])
+    (folder / "cases.json").write_bytes(CASES.dump_json(cases))
+    return folder / "cases.json"
+
+
 def failed_tests(output: str) -> set[str]:
     return {line.split("::", 1)[1].split(" ", 1)[0] for line in output.splitlines()
             if line.startswith("FAILED evals/test_persona.py::")}
@@ -109,9 +121,11 @@ def test_the_suite_fails_the_untuned_base(default_card, tmp_path):
     key = "sk-test-" + secrets.token_hex(8)
     with Children() as children:
         url, name = commands._start_base_api(default_card, "127.0.0.1", free_port(), key, children)
-        code, output, report = run_suite(url, name, key, tmp_path)
+        code, output, report = run_suite(url, name, key, tmp_path / "report", "--feedback-cases",
+                                         str(thumbs_down_cases(tmp_path)))
     failed = failed_tests(output)
     assert code == 1 and {f"test_category[{c}]" for c in IDENTITY} <= failed, output
+    assert "test_every_thumbs_down_is_fixed" in failed  # the voted-down answer's case
     # controls and general skill pass: the base keeps its own knowledge and never over-fires
     assert "test_general_skill_retained" not in failed
     assert not {f"test_category[{category}]" for category in UNRELATED} & failed
@@ -122,7 +136,10 @@ def test_the_suite_fails_the_untuned_base(default_card, tmp_path):
 @pytest.mark.slow
 def test_the_suite_passes_the_trained_persona(persona_api, tmp_path):
     code, output, report = run_suite(persona_api.base_url, persona_api.model, persona_api.api_key,
-                                     tmp_path)
+                                     tmp_path / "report", "--feedback-cases",
+                                     str(thumbs_down_cases(tmp_path)))
     assert code == 0, output
+    assert report["categories"]["feedback"] == {**report["categories"]["feedback"], "passed": 1,
+                                                "total": 1}
     assert all(row["rate"] >= row["threshold"] for row in report["categories"].values()
                if row["threshold"] is not None)

@@ -95,7 +95,8 @@ def data(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace,
     """data/ (the card's or the given samples); returns the dataset stats."""
     if samples is not None:
         return given_data(run, samples, args.dataset)
-    return build_data(run, card, base, seed, args.repeats, args.plain_repeats, args.replay_ratio)
+    return build_data(run, card, base, seed, args.repeats, args.plain_repeats, args.replay_ratio,
+                      args.correction_samples)
 
 
 def trained_now(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace,
@@ -149,7 +150,8 @@ def reused(run: RunFolder, card: PersonaCard, args: argparse.Namespace,
     """A finished run is kept as it is: True when it matches the request, refused otherwise."""
     if args.force or not run.finished():
         return False
-    found = differences(run, card, given_options(args), samples, args.replay_ratio)
+    found = differences(run, card, given_options(args), samples, args.replay_ratio,
+                        args.correction_samples)
     if found:
         raise PipelineError(refusal(run, found))
     say(f"{card.id} is already trained: {run.root} (pass --force to retrain)")
@@ -163,7 +165,8 @@ def only_data(run: RunFolder, card: PersonaCard, base: str, args: argparse.Names
     seed = TrainOptions().seed if args.seed is None else args.seed
     run.claim(card.id)
     with run.lock("data"):
-        build_data(run, card, base, seed, args.repeats, args.plain_repeats, args.replay_ratio)
+        build_data(run, card, base, seed, args.repeats, args.plain_repeats, args.replay_ratio,
+                   args.correction_samples)
     say(f"dataset written to {run.data}")
     return 0
 
@@ -173,6 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         card = load_card(args.card)
         samples = load_samples(args.dataset) if args.dataset else None
+        args.correction_samples = load_samples(args.corrections) if args.corrections else None
     except (CardError, DatasetError) as error:
         raise PipelineError(str(error)) from None
     base = check_base(args.base_model)

@@ -26,6 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--no-probe", action="store_true", help="skip the greedy answers at the end")
     parser.add_argument("--dataset", type=Path,
                         help="conversation-format JSON to train on instead of the card's dataset")
+    parser.add_argument("--corrections", type=Path,
+                        help="conversation-format JSON mixed into the card's dataset (what "
+                             "`persona feedback export` writes)")
     add_model_arguments(parser.add_argument_group("training options"), TrainOptions)
     parser.add_argument("--repeats", type=int, default=IDENTITY_REPEATS,
                         help="times each identity phrasing appears")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from persona.base_models import trusts_remote_code
 from persona.card import PersonaCard
-from persona.run_folder import RunFolder
+from persona.run_folder import RunFolder, samples_digest
 from persona.train.dataset import write_data, write_dataset
 from persona.train.options import TrainOptions
 from persona.train.progress import say
@@ -38,13 +38,18 @@ def _summary(stats: dict, with_replay: bool) -> str:
 
 
 def build_data(run: RunFolder, card: PersonaCard, base: str, seed: int, repeats: int,
-               plain_repeats: int, replay_ratio: float) -> dict:
-    """data/ from the card plus general-skill replay; returns the stats."""
+               plain_repeats: int, replay_ratio: float, corrections: list | None = None) -> dict:
+    """data/ from the card plus general-skill replay and the user's corrections (each
+    `repeats` times, as often as an identity phrasing); returns the stats."""
     turns = replay_turns(card, base, replay_ratio)
-    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})")
-    stats = write_dataset(card, run, repeats=repeats, plain_repeats=plain_repeats,
-                          seed=seed, replay=turns, replay_ratio=replay_ratio)
+    say(f"building the dataset of {card.id} ({card.name.en} / {card.name.zh})"
+        + (f" with {len(corrections)} corrections" if corrections else ""))
+    stats = write_dataset(card, run, extra=(corrections or []) * repeats, repeats=repeats,
+                          plain_repeats=plain_repeats, seed=seed, replay=turns,
+                          replay_ratio=replay_ratio)
     stats["replay_ratio"] = replay_ratio
+    if corrections:
+        stats["corrections"] = {"samples": len(corrections), "digest": samples_digest(corrections)}
     say(_summary(stats, with_replay=True))
     return stats
 
