@@ -13,9 +13,11 @@ APP      := $(VENV)/.persona-app-stamp
 demo: $(APP)
 	$(VENV)/bin/persona up --card $(CARD) --api-port $(API_PORT) --ui-port $(UI_PORT)
 
+# A test that skips fails `make test` unless tests/conftest.py lists it with its reason; the
+# slowest tests are printed at the end.
 test: $(APP) browser
 	$(VENV)/bin/persona setup
-	$(VENV)/bin/python -m pytest -m "not gpu" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not gpu" --no-silent-skips --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(APP)
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)

@@ -148,3 +148,45 @@ def wait_for(condition, timeout: float, every: float = 0.05) -> bool:
             return False
         time.sleep(every)
     return True
+
+
+# `make test` runs with --no-silent-skips: a test that skips there fails the run, unless it is
+# listed here (a node id, or the start of one) with the reason it may skip on a machine that
+# built everything `make test` builds. None may today.
+ALLOWED_SKIPS: dict[str, str] = {}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--no-silent-skips", action="store_true",
+                     help="fail the run when a test skips that ALLOWED_SKIPS (tests/conftest.py) "
+                          "does not list")
+
+
+def _unlisted_skips(config: pytest.Config) -> list:
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter else []
+    return [report for report in skipped
+            if not any(report.nodeid.startswith(allowed) for allowed in ALLOWED_SKIPS)]
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    if not config.getoption("--no-silent-skips"):
+        return
+    terminalreporter.section("skips")
+    for allowed, why in ALLOWED_SKIPS.items():
+        terminalreporter.write_line(f"allowed: {allowed}: {why}")
+    unlisted = _unlisted_skips(config)
+    for report in unlisted:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
+        terminalreporter.write_line(f"NOT ALLOWED: {report.nodeid}: {reason}", red=True)
+    if unlisted:
+        terminalreporter.write_line(f"the run fails: {len(unlisted)} skipped, not listed in "
+                                    f"ALLOWED_SKIPS (tests/conftest.py)", red=True)
+    elif not ALLOWED_SKIPS:
+        terminalreporter.write_line("no test skipped")
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if session.config.getoption("--no-silent-skips") and _unlisted_skips(session.config) \
+            and exitstatus == pytest.ExitCode.OK:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
