@@ -68,10 +68,10 @@ def test_view_for_an_unknown_id_is_neutral():
     assert view_for("x-1", {}) == load_view(None, "x-1")
 
 
-def test_served_models_are_cached_and_a_failure_keeps_the_last_list():
-    now = [0.0]
-    answers = [["a", "b"], ConnectionError("down"), ["c"]]
-    calls = []
+def scripted(answers: list):
+    """A ServedModels (ttl 30 s, retry 5 s) whose server gives `answers` in turn (an exception
+    is raised); get_at(t, fresh) reads it at time t; calls lists when the server was asked."""
+    now, calls = [0.0], []
 
     async def fetch():
         calls.append(now[0])
@@ -82,9 +82,15 @@ def test_served_models_are_cached_and_a_failure_keeps_the_last_list():
 
     served = ServedModels(fetch, ttl_s=30, retry_s=5, clock=lambda: now[0])
 
-    def get_at(t):
+    def get_at(t, fresh=False):
         now[0] = t
-        return asyncio.run(served.get())
+        return asyncio.run(served.get(fresh=fresh))
+
+    return get_at, calls
+
+
+def test_served_models_are_cached_and_a_failure_keeps_the_last_list():
+    get_at, calls = scripted([["a", "b"], ConnectionError("down"), ["c"]])
 
     assert get_at(0) == ["a", "b"]
     assert get_at(29) == ["a", "b"] and len(calls) == 1  # cached
@@ -101,22 +107,10 @@ def test_served_models_start_empty_when_the_server_is_down():
 
 
 def test_a_fresh_list_is_asked_for_at_once_but_not_while_a_failure_is_waited_out():
-    now = [0.0]
-    answers = [["a"], ["a", "b"], ConnectionError("down"), ["a"]]
-    calls = []
-
-    async def fetch():
-        calls.append(now[0])
-        answer = answers.pop(0)
-        if isinstance(answer, Exception):
-            raise answer
-        return answer
-
-    served = ServedModels(fetch, ttl_s=30, retry_s=5, clock=lambda: now[0])
+    asked, calls = scripted([["a"], ["a", "b"], ConnectionError("down"), ["a"]])
 
     def get_at(t, fresh=True):
-        now[0] = t
-        return asyncio.run(served.get(fresh=fresh))
+        return asked(t, fresh)
 
     assert get_at(0) == ["a"]
     assert get_at(1, fresh=False) == ["a"] and len(calls) == 1
