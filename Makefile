@@ -8,14 +8,14 @@ PYTHON   ?= $(shell command -v python3.11 || command -v python3)
 VENV     := .venv
 APP      := $(VENV)/.persona-app-stamp
 
-.PHONY: demo test test-fast test-gpu setup browser clean-venv
+.PHONY: demo test test-fast test-gpu setup browser postgresql clean-venv
 
 demo: $(APP)
 	$(VENV)/bin/persona up --card $(CARD) --api-port $(API_PORT) --ui-port $(UI_PORT)
 
 # A test that skips fails `make test` unless tests/conftest.py lists it with its reason; the
 # slowest tests are printed at the end.
-test: $(APP) browser
+test: $(APP) browser postgresql
 	$(VENV)/bin/persona setup
 	$(VENV)/bin/python -m pytest -m "not gpu" --no-silent-skips --durations=25 $(PYTEST_ARGS)
 
@@ -39,6 +39,12 @@ browser:
 	@command -v chromium >/dev/null || { \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium fonts-wqy-zenhei >/dev/null; }
+
+# The chat's PostgreSQL tests start a throw-away server from Debian's package (tests/postgres.py).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq postgresql >/dev/null; }
 
 clean-venv:
 	rm -rf $(VENV)

@@ -23,7 +23,8 @@ ENV PYTHONUNBUFFERED=1 \
     PERSONA_BASE_URL=http://serve:8000/v1 \
     PERSONA_MODEL=xiaocong \
     PERSONA_CARD=/app/cards/xiaocong.yaml \
-    CHAINLIT_APP_ROOT=/home/persona/ui
+    CHAINLIT_APP_ROOT=/home/persona/ui \
+    PERSONA_HOME=/home/persona/.cache/persona
 WORKDIR /app
 COPY requirements/app.txt requirements/
 RUN pip install -r requirements/app.txt
@@ -31,14 +32,16 @@ COPY persona/ persona/
 COPY ui/ ui/
 COPY cards/ cards/
 COPY --chmod=0755 deploy/ui-entrypoint.sh /usr/local/bin/persona-ui
-# Chainlit writes its config, translations and uploads under CHAINLIT_APP_ROOT, the one folder
-# the user owns (the code stays root's: read-only to the chat). A fixed uid, so Kubernetes'
-# runAsNonRoot can check it and runAsUser names the same user; Kubernetes mounts an emptyDir
-# there and on /tmp and keeps the rest read-only.
+# Chainlit writes its config, translations and uploads under CHAINLIT_APP_ROOT, and the chat
+# its threads under $PERSONA_HOME/chat unless PERSONA_DB_URL names a database (compose: its
+# PostgreSQL): the folders the user owns (the code stays root's: read-only to the chat). A
+# fixed uid, so Kubernetes' runAsNonRoot can check it and runAsUser names the same user;
+# Kubernetes mounts emptyDirs there and on /tmp and keeps the rest read-only.
 RUN groupadd --gid 10001 persona \
     && useradd --no-log-init --create-home --uid 10001 --gid 10001 persona \
-    && mkdir -p "$CHAINLIT_APP_ROOT" \
-    && chown 10001:10001 "$CHAINLIT_APP_ROOT"
+    && mkdir -p "$CHAINLIT_APP_ROOT" "$PERSONA_HOME/chat" \
+    && chown 10001:10001 "$CHAINLIT_APP_ROOT" \
+    && chown -R 10001:10001 /home/persona/.cache
 USER 10001:10001
 EXPOSE 8001
 ENTRYPOINT ["/usr/local/bin/persona-ui"]

@@ -4,52 +4,49 @@ training corrections (persona/feedback.py says how each is derived)."""
 from __future__ import annotations
 
 import asyncio
-import json
 from pathlib import Path
 
 from persona.card import load_card
 from persona.commands import DEFAULT_CARD, CommandError
 from persona.feedback import CASES, Downvote, export, feedback_dir
-from persona.paths import chat_db_url
 from persona.run_folder import write_json
-
-# Chainlit's tables: a feedback row points at the answer's step, whose metadata the chat fills
-# with the persona, the model and the messages sent (ui/app.py).
-DOWNVOTES = """SELECT f."forId" AS step_id, f."comment" AS comment, s."output" AS answer,
-                      s."metadata" AS metadata
-               FROM feedbacks f JOIN steps s ON s."id" = f."forId"
-               WHERE f."value" = 0"""
 
 
 async def _rows(url: str) -> list[dict]:
     from sqlalchemy import text
     from sqlalchemy.ext.asyncio import create_async_engine
 
+    from persona.ui.store import FEEDBACK_ON_ANSWERS
+
     engine = create_async_engine(url)
     try:
         async with engine.connect() as connection:
-            return [dict(row) for row in (await connection.execute(text(DOWNVOTES))).mappings()]
+            found = await connection.execute(text(FEEDBACK_ON_ANSWERS))
+            return [dict(row) for row in found.mappings()]
     finally:
         await engine.dispose()
 
 
 def downvotes(url: str, persona_id: str) -> list[Downvote]:
-    """The thumbs-down answers of one persona, oldest first as stored."""
+    """The thumbs-down answers of one persona, oldest first, with what each was made from (the
+    chat keeps it in the answer's metadata: ui/threads.py)."""
     from sqlalchemy.exc import SQLAlchemyError
+
+    from persona.ui.store import json_value
+    from persona.ui.threads import is_answer
 
     try:
         rows = asyncio.run(_rows(url))
     except (SQLAlchemyError, OSError) as error:
-        raise CommandError(f"cannot read the chat's database ({url}): "
-                           f"{str(error).splitlines()[0]}; is PERSONA_DB_URL right?") from None
+        raise CommandError(f"cannot read the chat's database: {str(error).splitlines()[0]}; "
+                           f"is PERSONA_DB_URL right?") from None
     votes = []
     for row in rows:
-        meta = row["metadata"]
-        meta = json.loads(meta) if isinstance(meta, str) and meta else meta or {}
-        if meta.get("persona_id") != persona_id or not meta.get("messages"):
-            continue  # another persona's answer, or one from before answers kept their messages
-        votes.append(Downvote(step_id=str(row["step_id"]), messages=meta["messages"],
-                              answer=row["answer"] or "", comment=row["comment"] or ""))
+        meta = json_value(row["metadata"]) or {}
+        if row["value"] != 0 or not is_answer(row) or meta.get("persona_id") != persona_id:
+            continue  # a thumbs-up, an error note, another persona's answer
+        votes.append(Downvote(step_id=str(row["answerId"]), messages=meta["messages"],
+                              answer=row["output"] or "", comment=row["comment"] or ""))
     return votes
 
 
@@ -65,11 +62,17 @@ def feedback(action: str, card: Path = DEFAULT_CARD, db_url: str | None = None,
     """
     if action != "export":
         raise CommandError(f"feedback {action!r}: the one action is `persona feedback export`")
+    from persona.ui.store import StoreError, database_url
+
     persona = load_card(card)
-    url = db_url or chat_db_url()
+    try:
+        url = database_url({"PERSONA_DB_URL": db_url} if db_url else None)
+    except StoreError as error:
+        raise CommandError(str(error)) from None
     cases, corrections = export(persona, downvotes(url, persona.id))
     if not cases:
-        print(f"persona: no thumbs-down answer of {persona.id} in {url}; nothing written")
+        print(f"persona: no thumbs-down answer of {persona.id} in the chat's database; "
+              f"nothing written")
         return
     folder = Path(out) if out else feedback_dir(persona.id)
     folder.mkdir(parents=True, exist_ok=True)

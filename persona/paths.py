@@ -30,7 +30,3 @@ def runs_dir() -> Path:
 def run_dir(persona_id: str) -> Path:
     return runs_dir() / persona_id
 
-
-def chat_db_url() -> str:
-    """The chat's database (threads, feedback): PERSONA_DB_URL, else SQLite in the cache."""
-    return os.environ.get("PERSONA_DB_URL") or f"sqlite+aiosqlite:///{home() / 'chat' / 'threads.db'}"

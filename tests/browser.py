@@ -71,14 +71,20 @@ def running_ui(
     port: int | None = None,
     timeout_s: float = 90.0,
     extra_env: dict[str, str] | None = None,
+    db_url: str | None = None,
 ) -> Iterator[str]:
-    """Serve the chat UI for `target` in a subprocess; yields its URL, stops it on exit."""
+    """Serve the chat UI for `target` in a subprocess; yields its URL, stops it on exit.
+
+    Its threads go to db_url (PERSONA_DB_URL), by default a SQLite file in app_root: never the
+    tester's own chat database."""
     launch = ui_command(
         base_url=target.base_url, model=target.model, api_key=target.api_key,
         card=target.card, port=port or free_port(), app_root=app_root,
     )
     log = Path(log_path)
-    process = spawn(launch.argv, {**launch.env, **(extra_env or {})}, log, cwd=launch.cwd)
+    database = {"PERSONA_DB_URL": db_url or f"sqlite+aiosqlite:///{launch.cwd / 'threads.db'}"}
+    process = spawn(launch.argv, {**launch.env, **database, **(extra_env or {})}, log,
+                    cwd=launch.cwd)
     try:
         wait_http(launch.url, process, log, timeout_s, what="the chat UI")
         yield launch.url

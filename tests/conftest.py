@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +28,17 @@ from persona.run_folder import RunFolder, RunFolderError
 from persona.services import Children, free_port
 
 DEFAULT_CARD = commands.DEFAULT_CARD
+_CHAINLIT_ROOT = tempfile.mkdtemp(prefix="persona-test-chainlit-")
+
+
+def pytest_configure(config):
+    # Importing chainlit (the data-layer tests do) writes .chainlit/ and .files/ into its app
+    # root, the working folder by default: a temporary one instead of the repository.
+    os.environ.setdefault("CHAINLIT_APP_ROOT", _CHAINLIT_ROOT)
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_CHAINLIT_ROOT, ignore_errors=True)
 
 
 @dataclass
@@ -148,6 +162,30 @@ def wait_for(condition, timeout: float, every: float = 0.05) -> bool:
             return False
         time.sleep(every)
     return True
+
+
+# -- the chat's databases ----------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of Debian's package for the session (tests/postgres.py); the tests
+    that need it are skipped, with the reason, where the package is not installed."""
+    from postgres import MISSING, PostgresServer, binaries
+
+    bin_dir = binaries()
+    if bin_dir is None:
+        pytest.skip(MISSING)
+    with PostgresServer(bin_dir) as server:
+        yield server
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path) -> str:
+    """An empty database for the chat's threads, once SQLite (a file) and once PostgreSQL (a
+    fresh database on the session's server)."""
+    if request.param == "sqlite":
+        return f"sqlite+aiosqlite:///{tmp_path / 'threads.db'}"
+    server = request.getfixturevalue("postgres_server")
+    return server.create_database(f"chat_{uuid.uuid4().hex[:12]}")
 
 
 # `make test` runs with --no-silent-skips: a test that skips there fails the run, unless it is

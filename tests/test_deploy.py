@@ -40,6 +40,7 @@ UI_ENTRYPOINT_SCRIPT = DEPLOY / "ui-entrypoint.sh"
 DOCKERFILES = {name: DEPLOY / f"{name}.Dockerfile" for name in ("train", "serve", "ui")}
 CARD = load_card(REPO_ROOT / "cards" / "xiaocong.yaml")
 KEY = "sk-test-" + "k3y" * 8
+DB_PASSWORD = "db-" + "pa55" * 6
 # Kubernetes releases the manifests must validate against: an old supported one and the newest.
 K8S_VERSIONS = ("1.30.0", "1.37.0")
 INSTALL_HINT = "install the validators: pip install -r requirements/deploy-check.txt"
@@ -77,7 +78,7 @@ def run_compose(*args: str, env: dict[str, str] | None = None) -> subprocess.Com
 def resolved_compose(**env: str) -> dict:
     """The compose model after interpolation, as `docker compose config` computes it."""
     result = run_compose("--profile", "train", "config", "--format", "json",
-                         env={"PERSONA_API_KEY": KEY, **env})
+                         env={"PERSONA_API_KEY": KEY, "PERSONA_DB_PASSWORD": DB_PASSWORD, **env})
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -269,15 +270,48 @@ def test_compose_matches_the_compose_spec_schema():
 
 
 def test_compose_loads_with_docker_compose(compose):
-    assert set(compose["services"]) == {"serve", "ui", "train"}
+    assert set(compose["services"]) == {"serve", "ui", "db", "train"}
 
 
 def test_compose_refuses_to_start_without_an_api_key():
-    result = run_compose("config", "--quiet")
+    result = run_compose("config", "--quiet", env={"PERSONA_DB_PASSWORD": DB_PASSWORD})
     assert result.returncode != 0
     assert "PERSONA_API_KEY" in result.stderr
-    result = run_compose("config", "--quiet", env={"PERSONA_API_KEY": ""})
+    result = run_compose("config", "--quiet", env={"PERSONA_API_KEY": "",
+                                                   "PERSONA_DB_PASSWORD": DB_PASSWORD})
     assert result.returncode != 0, "an empty key would start an open server"
+
+
+def test_compose_refuses_to_start_without_a_database_password():
+    for value in (None, ""):
+        env = {"PERSONA_API_KEY": KEY, **({} if value is None else {"PERSONA_DB_PASSWORD": value})}
+        result = run_compose("config", "--quiet", env=env)
+        assert result.returncode != 0 and "PERSONA_DB_PASSWORD" in result.stderr
+
+
+def test_compose_keeps_the_chat_threads_in_its_postgresql(compose):
+    """The ui's PERSONA_DB_URL names the db service with the password from deploy/.env; the
+    database keeps its files in a volume, answers a health check the ui waits for, runs as a
+    non-root uid and is reached over the compose network only."""
+    from persona.ui.store import database_url, dialect
+
+    ui, db = compose["services"]["ui"], compose["services"]["db"]
+    url = database_url({"PERSONA_DB_URL": ui["environment"]["PERSONA_DB_URL"]})
+    assert dialect(url) == "postgresql"
+    assert url == (f"postgresql+asyncpg://{db['environment']['POSTGRES_USER']}:{DB_PASSWORD}"
+                   f"@db:5432/{db['environment']['POSTGRES_DB']}")
+    assert db["environment"]["POSTGRES_PASSWORD"] == DB_PASSWORD
+    assert ui["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "pg_isready" in db["healthcheck"]["test"]
+    (data,) = [m for m in db["volumes"] if m["type"] == "volume"]
+    assert db["environment"]["PGDATA"].startswith(data["target"] + "/")
+    assert data["source"] in compose["volumes"] or data["source"] in {
+        v.get("name") for v in compose["volumes"].values()}
+    assert not db.get("ports"), "the database is for the ui only"
+    uid = db["user"].split(":")[0]
+    assert uid.isdigit() and int(uid) != 0
+    # Only the ui and the database know the password.
+    assert DB_PASSWORD not in json.dumps(compose["services"]["serve"])
 
 
 def test_compose_serves_the_card_with_a_gpu_and_a_health_check(compose):
@@ -697,9 +731,12 @@ def test_pods_run_as_their_images_user(rendered):
 
 def test_read_only_pods_get_writable_folders_where_the_images_write(rendered):
     """A read-only root needs an emptyDir wherever the program writes: /tmp, vLLM's HOME (the
-    caches of vLLM, torch, Triton and FlashInfer), Chainlit's app root (config, uploads)."""
+    caches of vLLM, torch, Triton and FlashInfer), Chainlit's app root (config, uploads), the
+    chat's threads."""
     writes = {"persona-vllm": ["/tmp", dockerfile_env(DOCKERFILES["serve"]).get("HOME", "HOME unset")],
-              "persona-ui": ["/tmp", dockerfile_env(DOCKERFILES["ui"])["CHAINLIT_APP_ROOT"]]}
+              "persona-ui": ["/tmp", dockerfile_env(DOCKERFILES["ui"])["CHAINLIT_APP_ROOT"],
+                             # the chat's SQLite threads (ui/store.py's default_path)
+                             dockerfile_env(DOCKERFILES["ui"])["PERSONA_HOME"] + "/chat"]}
     for name, paths in writes.items():
         deployment = by_kind(rendered, "Deployment")[name]
         volumes = {v["name"]: v for v in deployment["spec"]["template"]["spec"]["volumes"]}
@@ -780,6 +817,7 @@ def test_no_api_key_is_written_into_deploy():
     assert example["PERSONA_API_KEY"] == ""
     assert example.get("PERSONA_UI_PASSWORD") == example.get("CHAINLIT_AUTH_SECRET") == "", "empty slots"
     assert example.get("PERSONA_ALLOW_NO_LOGIN") == "0"
+    assert example.get("PERSONA_DB_PASSWORD") == "", "an empty slot for the chat's database"
     assert ".env" in (DEPLOY / ".gitignore").read_text().split()
 
 
@@ -1049,8 +1087,11 @@ def test_ui_container_command_serves_health(tmp_path, compose):
     env = {**os.environ, **dockerfile_env(dockerfile), "PERSONA_API_KEY": KEY,
            "PERSONA_UI_PASSWORD": "pw", "CHAINLIT_AUTH_SECRET": "s3cret-" * 8,
            "PERSONA_CARD": str(REPO_ROOT / "cards" / f"{CARD.id}.yaml"),
-           "CHAINLIT_APP_ROOT": str(tmp_path), "PYTHONPATH": str(REPO_ROOT)}
+           "CHAINLIT_APP_ROOT": str(tmp_path), "PYTHONPATH": str(REPO_ROOT),
+           # The chat's threads: a file here, not under the image's HOME on this machine.
+           "PERSONA_HOME": str(tmp_path / "home")}
     env.pop("CI", None)
+    env.pop("PERSONA_DB_URL", None)
     env.pop("PERSONA_ALLOW_NO_LOGIN", None)
     port = free_port()
     command = exec_form(dockerfile, "CMD")

@@ -16,9 +16,13 @@ Screenshots and the Chainlit log go to tests/artifacts/ (PERSONA_TEST_ARTIFACTS 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
+import sqlite3
 import urllib.error
+import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -425,3 +429,173 @@ def test_real_persona_answers_in_the_browser(chat, default_card, recorded_person
         *system, user("你是谁"), assistant(streamed), user("Who created you?")]
     assert chat.error_texts() == []
     chat.screenshot("real-exchange", from_top=True)
+
+
+# -- threads: kept in the chat's database, resumed, rated -------------------------------------
+# PERSONA_UPDATE_DOCS=1 also saves the pictures the README shows (docs/chat-*.png).
+DOCS = REPO_ROOT / "docs" if os.environ.get("PERSONA_UPDATE_DOCS") == "1" else None
+
+
+def _rows(db_url: str, sql: str) -> list[dict]:
+    """Rows of the chat's database (SQLite or PostgreSQL), read as the feedback export would."""
+    from sqlalchemy import text
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from persona.ui.store import run_sync
+
+    async def read():
+        engine = create_async_engine(db_url)
+        try:
+            async with engine.connect() as connection:
+                return [dict(row._mapping) for row in (await connection.execute(text(sql)))]
+        finally:
+            await engine.dispose()
+    return run_sync(read())  # in a thread of its own: Playwright runs an event loop here
+
+
+def _answer_metadata(db_url: str) -> list[dict]:
+    from persona.ui.store import json_value
+
+    steps = _rows(db_url, """SELECT metadata FROM steps WHERE type = 'assistant_message'
+                             ORDER BY "createdAt" """)
+    return [meta for meta in (json_value(s["metadata"]) or {} for s in steps) if "messages" in meta]
+
+
+def _default_target(fake) -> ChatTarget:
+    return ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
+                      card=str(DEFAULT_CARD))
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_a_conversation_survives_a_restart_and_resumes_from_the_sidebar(browser, fake, tmp_path,
+                                                                        database, request):
+    if database == "sqlite":
+        db_url = f"sqlite+aiosqlite:///{tmp_path / 'threads.db'}"
+    else:  # PERSONA_DB_URL as deploy/compose.yaml sets it, on a throw-away server
+        db_url = request.getfixturevalue("postgres_server").create_database("chat_restart")
+    with running_ui(_default_target(fake), app_root=tmp_path / "before", db_url=db_url,
+                    log_path=artifacts_dir() / "chainlit-threads-before.log") as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="threads").open(url)
+        first = chat.ask("你是谁")
+        second = chat.ask("Who made you?")
+        assert not page.url.endswith("/login")  # the local user, signed in without a prompt
+        page.locator("#new-chat-button").click()  # a second thread
+        page.locator("#new-chat-dialog #confirm").click()
+        page.wait_for_function("""() => !document.querySelector('[data-step-type="user_message"]')
+            && document.querySelector('[data-step-type] .message-content')""")  # greeted anew
+        chat.ask("讲个笑话")
+        page.close()
+    # Each answer was stored with what it was made from, the exact request included.
+    stored = _answer_metadata(db_url)
+    assert [m["messages"] for m in stored] == fake.received[-3:]
+    assert {(m["persona_id"], m["model"]) for m in stored} == {(fake.model, fake.model)}
+
+    # A new UI process on the same database: the thread is in the sidebar, and resumes.
+    with running_ui(_default_target(fake), app_root=tmp_path / "after", db_url=db_url,
+                    log_path=artifacts_dir() / "chainlit-threads-after.log") as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="threads").open(url)
+        listed = page.locator("#thread-history a", has_text="你是谁")
+        listed.wait_for(timeout=60_000)
+        assert page.locator("#thread-history a").all_inner_texts() == ["讲个笑话", "你是谁"]
+        chat.screenshot("sidebar")
+        listed.click()
+        page.wait_for_function(
+            "n => document.querySelectorAll('[data-step-type=\"user_message\"]').length >= n",
+            arg=2, timeout=60_000)
+        assert chat.user_texts() == ["你是谁", "Who made you?"]
+        assert chat.answer_texts()[-2:] == [first, second]
+        if DOCS:
+            ChatPage(page, DOCS, prefix="chat").screenshot("threads", from_top=True)
+        third = chat.ask("And before that?")
+        history = [SYSTEM, user("你是谁"), assistant(first), user("Who made you?"),
+                   assistant(second), user("And before that?")]
+        assert fake.received[-1] == history
+        assert third == answer_for(history[1:])
+        chat.screenshot("resumed")
+        page.close()
+    assert _answer_metadata(db_url)[-1]["messages"] == history
+
+
+def test_thumbs_down_with_a_comment_is_stored_with_the_answer(browser, fake, tmp_path):
+    db = tmp_path / "threads.db"
+    with running_ui(_default_target(fake), app_root=tmp_path / "root",
+                    db_url=f"sqlite+aiosqlite:///{db}",
+                    log_path=artifacts_dir() / "chainlit-feedback.log") as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="feedback").open(url)
+        chat.ask("你是谁")
+        page.locator(".negative-feedback-off").last.click()
+        comment = page.locator('[role="dialog"] textarea')
+        comment.fill("Too short: say who made you.")
+        chat.screenshot("dialog")
+        if DOCS:
+            ChatPage(page, DOCS, prefix="chat").screenshot("feedback")
+        page.locator("#submit-feedback").click()
+        page.locator(".negative-feedback-on").wait_for(timeout=30_000)
+        page.locator('[role="dialog"]').wait_for(state="detached")
+        chat.screenshot("rated")
+        page.close()
+    from persona.ui.store import FEEDBACK_ON_ANSWERS
+    from persona.ui.threads import is_answer
+
+    db_url = f"sqlite+aiosqlite:///{db}"
+    (feedback,) = _rows(db_url, "SELECT * FROM feedbacks")
+    assert (feedback["value"], feedback["comment"]) == (0, "Too short: say who made you.")
+    # The page rates Chainlit's run step; the answer is its child, with what it was made from.
+    (rated,) = [row for row in _rows(db_url, FEEDBACK_ON_ANSWERS) if is_answer(row)]
+    assert (rated["feedbackId"], rated["userIdentifier"]) == (feedback["id"], "local")
+    assert json.loads(rated["metadata"])["messages"] == fake.received[-1]
+    assert rated["output"] == answer_for([user("你是谁")])
+
+
+def _seed_two_users(db: Path) -> None:
+    """Ada's thread and Bob's, as Chainlit stores them (the schema from ui/store.py)."""
+    from persona.ui import store
+
+    store.prepare(f"sqlite+aiosqlite:///{db}")
+    at = "2026-01-01T00:00:00Z"
+    with sqlite3.connect(db) as connection:
+        for name in ("ada", "bob"):
+            connection.execute('INSERT INTO users ("id", "identifier", "metadata", "createdAt") '
+                               "VALUES (?, ?, '{}', ?)", (f"u-{name}", name, at))
+            connection.execute('INSERT INTO threads ("id", "createdAt", "name", "userId", '
+                               '"userIdentifier", "tags", "metadata") VALUES (?, ?, ?, ?, ?, '
+                               "'[]', '{}')", (f"t-{name}", at, f"{name}'s", f"u-{name}", name))
+            connection.execute('INSERT INTO steps ("id", "name", "type", "threadId", "streaming", '
+                               '"output", "createdAt") VALUES (?, ?, ?, ?, 0, ?, ?)',
+                               (f"s-{name}", name, "user_message", f"t-{name}", "secret", at))
+
+
+def _call(url: str, method: str = "GET", body: dict | None = None,
+          cookie: str = "") -> tuple[int, dict]:
+    request = urllib.request.Request(
+        url, method=method, data=None if body is None else json.dumps(body).encode(),
+        headers={"Content-Type": "application/json", "Cookie": cookie})
+    try:
+        with open_local(request, timeout=30) as response:
+            return response.status, json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, {}
+
+
+def test_a_user_cannot_open_another_users_thread_by_its_id(fake, tmp_path):
+    db = tmp_path / "threads.db"
+    _seed_two_users(db)
+    login = {"PERSONA_UI_USER": "bob", "PERSONA_UI_PASSWORD": "pw"}
+    with running_ui(_default_target(fake), app_root=tmp_path / "root", extra_env=login,
+                    db_url=f"sqlite+aiosqlite:///{db}",
+                    log_path=artifacts_dir() / "chainlit-authors.log") as url:
+        form = urllib.parse.urlencode({"username": "bob", "password": "pw"}).encode()
+        with open_local(urllib.request.Request(f"{url}/login", data=form), timeout=30) as answer:
+            cookie = "; ".join(header.split(";")[0] for header in answer.headers.get_all("set-cookie"))
+        assert _call(f"{url}/project/thread/t-bob", cookie=cookie)[0] == 200
+        assert _call(f"{url}/project/thread/t-ada", cookie=cookie)[0] == 401
+        assert _call(f"{url}/project/thread/t-ada")[0] == 401  # no login at all
+        status, listed = _call(f"{url}/project/threads", "POST", cookie=cookie,
+                               body={"pagination": {"first": 20}, "filter": {}})
+        assert status == 200 and [thread["id"] for thread in listed["data"]] == ["t-bob"]
+        assert _call(f"{url}/project/thread", "DELETE", {"threadId": "t-ada"}, cookie)[0] == 401
+    kept = _rows(f"sqlite+aiosqlite:///{db}", "SELECT id FROM threads ORDER BY id")
+    assert [row["id"] for row in kept] == ["t-ada", "t-bob"]

@@ -3,7 +3,8 @@
 import pytest
 
 from persona.ui.launch import ui_command
-from persona.ui.login import LoginRequired, auth_secret, check_exposure, credentials_ok, is_loopback
+from persona.ui.login import (LOCAL_USER, LoginRequired, auth_secret, check_exposure,
+                              credentials_ok, is_loopback, keeps_threads, signs_in_locally)
 from persona.ui.settings import UISettings, from_env
 
 BASE = {"PERSONA_BASE_URL": "http://127.0.0.1:8000/v1", "PERSONA_MODEL": "xiaocong"}
@@ -75,3 +76,17 @@ def test_cli_refuses_a_public_chat_without_login_before_starting_anything(
     assert main([command, "--host", "0.0.0.0", *extra]) == 2
     assert "PERSONA_UI_PASSWORD" in capsys.readouterr().err
     assert not (tmp_path / "run").exists() and not (tmp_path / "home").exists()
+
+
+@pytest.mark.parametrize("host, password, local, threads", [
+    ("127.0.0.1", None, True, True),      # make demo: the local user, no prompt
+    ("localhost", None, True, True),
+    ("127.0.0.1", "pw", False, True),     # the password's user
+    ("0.0.0.0", "pw", False, True),
+    ("0.0.0.0", None, False, False),      # --allow-no-login: nobody signed in, nothing stored
+])
+def test_who_is_signed_in_and_whether_threads_are_kept(host, password, local, threads):
+    settings = from_env({**BASE, **({"PERSONA_UI_PASSWORD": password} if password else {})})
+    assert signs_in_locally(settings, host) is local
+    assert keeps_threads(settings, host) is threads
+    assert LOCAL_USER != settings.login_user

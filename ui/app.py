@@ -19,13 +19,15 @@ from chainlit.config import SpontaneousFileUploadFeature, config  # noqa: E402
 from chainlit.input_widget import Slider  # noqa: E402
 
 from persona.paths import REPO_ROOT  # noqa: E402
-from persona.ui import history  # noqa: E402
+from persona.ui import history, store, threads  # noqa: E402
+from persona.ui.data_layer import PersonaDataLayer  # noqa: E402
 from persona.ui.llm import (ContextLengths, Reply, context_lengths, describe_error,  # noqa: E402
                             make_client, served_models, stream_reply)
-from persona.ui.login import auth_secret, credentials_ok  # noqa: E402
+from persona.ui.login import (LOCAL_USER, auth_secret, credentials_ok, keeps_threads,  # noqa: E402
+                              signs_in_locally)
 from persona.ui.persona_view import load_view  # noqa: E402
 from persona.ui.profiles import (Offered, ServedModels, build_profiles, cards_by_id,  # noqa: E402
-                                 pick, view_for)
+                                 pick, pick_or_add, view_for)
 from persona.ui.settings import from_env  # noqa: E402
 
 log = logging.getLogger("persona.ui")
@@ -108,10 +110,13 @@ async def chat_profiles(user=None, language=None):
     ]
 
 
-if SETTINGS.login_required:
+# Who is signed in (ui/login.py): the password's user, the local user, or nobody.
+LOCAL_SIGN_IN = signs_in_locally(SETTINGS, config.run.host)
+if SETTINGS.login_required or LOCAL_SIGN_IN:
     # Chainlit refuses to start with a login but no secret to sign its tokens.
     os.environ["CHAINLIT_AUTH_SECRET"] = auth_secret(os.environ)
 
+if SETTINGS.login_required:
     @cl.password_auth_callback
     async def password_login(username: str, password: str):
         if credentials_ok(SETTINGS, username, password):
@@ -119,19 +124,32 @@ if SETTINGS.login_required:
         log.warning("refused a login as %r", username)
         return None
 
+elif LOCAL_SIGN_IN:
+    # No password on a loopback address: the login page signs the local user in by itself
+    # (Chainlit's header login, whatever the headers), so threads are kept and listed.
+    @cl.header_auth_callback
+    async def local_login(headers):
+        return cl.User(identifier=LOCAL_USER, metadata={"provider": "local"})
 
-@cl.on_chat_start
-async def on_chat_start():
-    offered = await profiles()
-    if OFFERED.stale(_user_id(cl.user_session.get("user")), offered):
-        # A persona was added to or removed from the server since the page got its menu: the
-        # page reloads (Chainlit's own "reload" event) and fetches the menu again.
-        await cl.context.emitter.emit("reload", {})
-        return
-    profile = pick(offered, cl.user_session.get("chat_profile"))
+if keeps_threads(SETTINGS, config.run.host):
+    try:
+        DB_URL = store.database_url()
+        store.prepare(DB_URL)
+    except store.StoreError as error:
+        raise SystemExit(f"persona ui: {error}") from None
+    log.info("chat threads in %s", store.shown(DB_URL))
+
+    @cl.data_layer
+    def data_layer():
+        return PersonaDataLayer(DB_URL)
+
+
+async def _start_session(profile, past: list) -> None:
+    """The session's persona, history, context and answer options, and its settings panel."""
+    cl.user_session.set("persona_id", profile.model)
     cl.user_session.set("model", profile.model)
     cl.user_session.set("view", profile.view)
-    cl.user_session.set("history", [])
+    cl.user_session.set("history", past)
     # The model's context (max_model_len): the slider stops at half of it, and every request
     # is fitted into it (history.fit_request).
     context = await CONTEXT.get(profile.model)
@@ -148,11 +166,38 @@ async def on_chat_start():
                    min=16, max=cap, step=history.SLIDER_STEP),
         ]
     ).send()
+
+
+@cl.on_chat_start
+async def on_chat_start():
+    offered = await profiles()
+    if OFFERED.stale(_user_id(cl.user_session.get("user")), offered):
+        # A persona was added to or removed from the server since the page got its menu: the
+        # page reloads (Chainlit's own "reload" event) and fetches the menu again.
+        await cl.context.emitter.emit("reload", {})
+        return
+    profile = pick(offered, cl.user_session.get("chat_profile"))
+    await _start_session(profile, [])
     # Chainlit shows starters only while the chat has no user or assistant message,
     # so next to starters the greeting goes out as a system message.
     view = profile.view
     kind = "system_message" if view.starters else "assistant_message"
     await cl.Message(content=view.greeting, author=view.author, type=kind).send()
+
+
+@cl.on_chat_resume
+async def on_chat_resume(thread):
+    """A thread opened from the sidebar (after a restart too): its persona and its history
+    again, from the answers it stored; Chainlit shows its messages."""
+    resumed = threads.resume(thread)
+    offered = await profiles()
+    if resumed.persona_id is None:  # no answer yet: the profile the thread was opened with
+        profile = pick(offered, cl.user_session.get("chat_profile"))
+    else:  # also when that persona has left the server: its requests then say so
+        profile = pick_or_add(offered, resumed.persona_id, CARDS)
+    await _start_session(profile, resumed.history)
+    if resumed.model:
+        cl.user_session.set("model", resumed.model)
 
 
 @cl.on_settings_update
@@ -178,6 +223,7 @@ async def on_message(message: cl.Message):
     user_text = message.content or ""
     options = cl.user_session.get("options") or {}
     model = cl.user_session.get("model") or SETTINGS.model
+    persona_id = cl.user_session.get("persona_id") or model
     view = cl.user_session.get("view") or VIEW
     answer = cl.Message(content="", author=view.author)
     reply = Reply()
@@ -187,6 +233,8 @@ async def on_message(message: cl.Message):
             cl.user_session.get("history") or [], user_text, view.system_prompt,
             options.get("max_tokens", SETTINGS.max_tokens), cl.user_session.get("context"),
         )
+        # Stored with the answer: what it was made from (the feedback export reads it).
+        answer.metadata = threads.answer_metadata(persona_id, model, messages)
         await stream_reply(
             client(),
             model,

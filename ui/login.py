@@ -1,4 +1,11 @@
-"""Optional password login: who may chat, and on which addresses the chat may listen without one.
+"""Who is signed in to the chat: a password login, or the one local user; and on which addresses
+the chat may listen without a password.
+
+Chainlit lists a user's threads (and lets them resume one) only for a signed-in user, and shows
+each user only their own. With PERSONA_UI_PASSWORD the login is Chainlit's password form. Without
+one, on a loopback address, the page signs in LOCAL_USER by itself (no prompt): whoever can
+reach a loopback port is on this machine. Anywhere else without a password (--allow-no-login)
+nobody is signed in, and no thread is stored.
 
 Stdlib only: the CLI checks the policy before it starts anything.
 """
@@ -11,6 +18,10 @@ from typing import Mapping
 
 from persona.services import ServiceError, is_loopback
 from persona.ui.settings import UISettings
+
+
+# The identifier of the user signed in without a password.
+LOCAL_USER = "local"
 
 
 class LoginRequired(ServiceError):
@@ -35,6 +46,16 @@ def check_exposure(host: str, password: str | None, allow_no_login: bool = False
         "optionally PERSONA_UI_USER) to require one, or pass --allow-no-login if something in "
         "front of it (a VPN, a proxy with its own login) already restricts who can reach it"
     )
+
+
+def signs_in_locally(settings: UISettings, host: str) -> bool:
+    """Whether the page signs in LOCAL_USER by itself: no password, and a loopback address."""
+    return not settings.login_required and is_loopback(host)
+
+
+def keeps_threads(settings: UISettings, host: str) -> bool:
+    """Threads are stored only for someone signed in (they are listed, and resumed, per user)."""
+    return settings.login_required or signs_in_locally(settings, host)
 
 
 def auth_secret(env: Mapping[str, str]) -> str:

@@ -69,6 +69,13 @@ def pick(profiles: list[Profile], name: str | None) -> Profile:
     return next((p for p in profiles if p.model == name), profiles[0])
 
 
+def pick_or_add(profiles: list[Profile], model: str, cards: dict[str, PersonaCard]) -> Profile:
+    """The profile of `model`, even when the server no longer lists it (a resumed thread keeps
+    its persona; its next request then shows the server's 404)."""
+    found = next((p for p in profiles if p.model == model), None)
+    return found or Profile(model, view_for(model, cards))
+
+
 class ServedModels:
     """The server's model ids, fetched at most every ttl_s seconds.
 
