@@ -179,7 +179,7 @@ def add(card: Path = commands.DEFAULT_CARD, out: Path | None = None,
         server: the live server's API URL (key from PERSONA_API_KEY)
     """
     from persona.serve import admin, live
-    from persona.serve.adapters import AdapterError, adapter_rank, shared_template
+    from persona.serve.adapters import AdapterError, run_rank, shared_template
 
     persona = load_card(card)
     key = _key()
@@ -194,10 +194,11 @@ def add(card: Path = commands.DEFAULT_CARD, out: Path | None = None,
         if shared_template(run) != record.template:
             raise AdapterError(f"{persona.id} was trained with another chat format than the "
                                f"personas on {server}: serve it on a server of its own")
-        adapter = _snapshot(run, persona, Path(record.adapter_root))
-        if (rank := adapter_rank(adapter)) > record.max_lora_rank:
+        if (rank := run_rank(run)) > record.max_lora_rank:  # a full fine-tune has no adapter
             raise AdapterError(f"{persona.id}'s LoRA rank {rank} is above the {record.max_lora_rank} "
-                               f"the server was started with; restart the server to serve it")
+                               f"the server was started with; start it again with the card in "
+                               f"--adapters to serve it")
+        adapter = _snapshot(run, persona, Path(record.adapter_root))
         previous = next((m for m in served if m["id"] == persona.id), None)
         if previous is not None and previous.get("root") == str(adapter):
             print(f"persona: {persona.id} is already served at {server}, unchanged", flush=True)

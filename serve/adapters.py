@@ -40,7 +40,7 @@ class ServedAdapters:
     max_lora_rank: int
 
 
-def _rank(run: RunFolder) -> int:
+def run_rank(run: RunFolder) -> int:
     """The LoRA rank of the adapter that will be served: its own PEFT config, not options.json,
     which a retraining under way may already have rewritten."""
     if not run.has_adapter():
@@ -99,7 +99,7 @@ def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str,
     if len(texts) != 1:
         raise AdapterError(f"{', '.join(ids)} were trained with different chat formats; one server "
                            f"has one template: serve them separately")
-    rank = served_rank(max(_rank(run) for run in runs))
+    rank = served_rank(max(run_rank(run) for run in runs))
     shared = template or paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"
     shared.parent.mkdir(parents=True, exist_ok=True)  # written once all checks pass
     shared.write_text(texts.pop(), encoding="utf-8")
