@@ -25,13 +25,16 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 
-# The reply to the last user message is complete: something answered it and the
-# Stop button (shown while the task runs) is gone.
+# The reply to the last user message is complete: something answered it and the task is
+# over. Chainlit shows its Stop button only after the thread's first message is stored (with a
+# database that can come mid-answer), but disables the chat-settings button for as long as a
+# task runs: that one is the signal where the page has it.
 _REPLY_DONE_JS = """() => {
   const kinds = [...document.querySelectorAll('[data-step-type]')].map(s => s.dataset.stepType);
   const lastUser = kinds.lastIndexOf('user_message');
+  const settings = document.querySelector('#chat-settings-open-modal');
   return lastUser >= 0 && kinds.slice(lastUser + 1).includes('assistant_message')
-      && !document.querySelector('#stop-button');
+      && !document.querySelector('#stop-button') && !(settings && settings.disabled);
 }"""
 # While the reply is still running: the text of the newest assistant message after
 # the last user message, once it has some.
