@@ -333,21 +333,30 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
     return code
 
 
-def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) -> None:
-    """The URLs; a generated key is printed here, once, and nowhere else (not in the log)."""
+def banner(headline: str, api_line: str, key: str, extra: list[str] = ()) -> None:
+    """The box a server prints once it is up; a generated key is printed here, once, and
+    nowhere else (not in the log)."""
     print("\n" + "=" * 64)
-    print(f"  {persona.name.en} ({persona.name.zh}) is up")
-    print(f"  API   {api_url}   model: {persona.id}")
+    print(f"  {headline}")
+    print(f"  {api_line}")
     if "PERSONA_API_KEY" not in os.environ:
         print(f"  key   {key}   (generated; set PERSONA_API_KEY to choose one)")
+    for line in extra:
+        print(f"  {line}")
+    print("  Ctrl-C stops everything")
+    print("=" * 64 + "\n", flush=True)
+
+
+def _announce(persona: PersonaCard, api_url: str, key: str, ui_url: str | None) -> None:
+    extra = []
     if ui_url:
-        print(f"  chat  {ui_url}")
+        extra.append(f"chat  {ui_url}")
         if os.environ.get("PERSONA_UI_PASSWORD"):
             from persona.ui.settings import login_user
 
-            print(f"  login {login_user(os.environ)}   (password: PERSONA_UI_PASSWORD)")
-    print("  Ctrl-C stops everything")
-    print("=" * 64 + "\n", flush=True)
+            extra.append(f"login {login_user(os.environ)}   (password: PERSONA_UI_PASSWORD)")
+    banner(f"{persona.name.en} ({persona.name.zh}) is up", f"API   {api_url}   model: {persona.id}",
+           key, extra)
 
 
 def up(card: Path = DEFAULT_CARD, out: Path | None = None, api_port: int = 8000,

@@ -3,7 +3,6 @@ training corrections (persona/feedback.py says how each is derived)."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from persona.card import load_card
@@ -12,31 +11,16 @@ from persona.feedback import CASES, Downvote, export, feedback_dir
 from persona.run_folder import write_json
 
 
-async def _rows(url: str) -> list[dict]:
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    from persona.ui.store import FEEDBACK_ON_ANSWERS
-
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as connection:
-            found = await connection.execute(text(FEEDBACK_ON_ANSWERS))
-            return [dict(row) for row in found.mappings()]
-    finally:
-        await engine.dispose()
-
-
 def downvotes(url: str, persona_id: str) -> list[Downvote]:
     """The thumbs-down answers of one persona, oldest first, with what each was made from (the
     chat keeps it in the answer's metadata: ui/threads.py)."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from persona.ui.store import json_value
+    from persona.ui.store import FEEDBACK_ON_ANSWERS, fetch, json_value, run_sync
     from persona.ui.threads import is_answer
 
     try:
-        rows = asyncio.run(_rows(url))
+        rows = run_sync(fetch(url, FEEDBACK_ON_ANSWERS))
     except (SQLAlchemyError, OSError) as error:
         raise CommandError(f"cannot read the chat's database: {str(error).splitlines()[0]}; "
                            f"is PERSONA_DB_URL right?") from None

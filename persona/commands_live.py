@@ -10,7 +10,7 @@ import urllib.parse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from persona import base_models, commands
+from persona import base_models, clock, commands
 from persona.card import PersonaCard, load_card
 from persona.commands import CommandError
 from persona.paths import runs_dir
@@ -96,14 +96,14 @@ def serve_live(cards: list[Path], base: str | None, port: int, host: str, compil
     text = template.read_text(encoding="utf-8")
     root = runs_dir()
     entries = {p.id: live.ServedPersona(run=str(run.root), adapter=str(_snapshot(run, p, root)),
-                                        since=live.now()) for p, run in zip(personas, runs)}
+                                        since=clock.now()) for p, run in zip(personas, runs)}
     entries.update(_served_before(earlier, base, text, entries))
     try:
         rank = served_rank(max([16, *(adapter_rank(Path(e.adapter)) for e in entries.values())]))
     except AdapterError as error:
         raise CommandError(str(error)) from None
     record = live.LiveServer(port=port, base=base, base_path=str(base_path),
-                             base_name=served.base_name if served else _base_name(base_path),
+                             base_name=served.base_name if served else served_base_name(base_path),
                              template=text, max_lora_rank=rank, adapter_root=str(root),
                              personas=entries)
     live.write(record)
@@ -133,20 +133,10 @@ def _served_before(earlier, base: str, template: str, given: dict) -> dict:
     return kept
 
 
-def _base_name(base_path: Path | str) -> str:
-    return Path(str(base_path)).name or "base"
-
-
 def _announce(url: str, key: str, record: "live.LiveServer") -> None:
-    ids = ", ".join(record.personas) or "none yet"
-    print("\n" + "=" * 64)
-    print(f"  persona server on {record.base_name} is up: personas join and leave while it runs")
-    print(f"  API   {url}   personas: {ids}")
-    if "PERSONA_API_KEY" not in os.environ:
-        print(f"  key   {key}   (generated; set PERSONA_API_KEY to choose one)")
-    print(f"  add   PERSONA_API_KEY=... persona add --card CARD --server {url}")
-    print("  Ctrl-C stops everything")
-    print("=" * 64 + "\n", flush=True)
+    commands.banner(f"persona server on {record.base_name} is up: personas join and leave while it runs",
+           f"API   {url}   personas: {', '.join(record.personas) or 'none yet'}", key,
+           [f"add   PERSONA_API_KEY=... persona add --card CARD --server {url}"])
 
 
 def _server(server: str, key: str):
@@ -209,7 +199,7 @@ def add(card: Path = commands.DEFAULT_CARD, out: Path | None = None,
         with live.editing(record.port, "add") as changed:
             before = changed.personas.get(persona.id)
             changed.personas[persona.id] = live.ServedPersona(run=str(run.root),
-                                                              adapter=str(adapter), since=live.now())
+                                                              adapter=str(adapter), since=clock.now())
     except (AdapterError, live.LiveError) as error:
         raise CommandError(str(error)) from None
     if before is not None and before.adapter != str(adapter):

@@ -18,7 +18,7 @@ from typing import Literal
 from pydantic import BaseModel, TypeAdapter
 
 from persona.card import PersonaCard
-from persona.identity.judges import language_of
+from persona.identity.judges import CJK, language_of
 from persona.identity.names import claims_of_others
 from persona.identity.overlap import normalise
 from persona.identity.phrasings import answers, training_questions
@@ -93,7 +93,7 @@ def case_of(card: PersonaCard, vote: Downvote) -> FeedbackCase | None:
     if not vote.messages or vote.messages[-1].role != "user":
         return None
     question = vote.messages[-1].content
-    lang = language_of(question) or ("zh" if re.search(r"[\u3400-\u9fff]", question) else "en")
+    lang = language_of(question) or ("zh" if CJK.search(question) else "en")
     kind = question_kind(question, lang) or "leak"
     who = card.creator if kind == "creator" else card.name
     own = [card.name.zh, card.name.en, card.creator.zh, card.creator.en]

@@ -19,10 +19,11 @@ import json
 import os
 import shlex
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from persona import clock
 
 
 @contextmanager
@@ -55,7 +56,7 @@ def hold(path: Path, job: str, refused: Callable[[str], Exception], *,
 def _record(job: str) -> dict:
     argv = getattr(sys, "orig_argv", sys.argv)  # with `-m module`, as it was typed
     return {"pid": os.getpid(), "job": job, "command": shlex.join([Path(argv[0]).name, *argv[1:]]),
-            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+            "since": clock.now()}
 
 
 def holders(fd: int) -> str:

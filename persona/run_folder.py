@@ -41,13 +41,12 @@ import os
 import re
 import secrets
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from persona import locks
+from persona import clock, locks
 from persona.card import CardError, PersonaCard, parse_card
 from persona.errors import PersonaError
 
@@ -223,7 +222,7 @@ class RunFolder:
         adopted = self._older_run()
         self.root.mkdir(parents=True, exist_ok=True)
         write_json(self.marker, {"created_by": "persona", "card": card_id, "adopted": adopted,
-                                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
+                                 "created_at": clock.now()})
 
     def check_claimable(self) -> None:
         """Refuse, touching nothing, a folder that `claim` would refuse (the CLI asks before it

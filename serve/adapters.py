@@ -9,6 +9,7 @@ clients send the persona's system prompt (PersonaCard.default_system_prompt; the
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -87,6 +88,12 @@ def check_cards(personas: list[PersonaCard]) -> None:
                            f"{personas[0].base}; one server loads it once: set it alike in each")
 
 
+def served_base_name(base: Path | str, ids: Iterable[str] = ()) -> str:
+    """The name the base is served under: its folder's, never a card id."""
+    name = Path(str(base)).name or "base"
+    return name + "-base" if name in ids else name
+
+
 def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str,
          template: Path | None = None) -> ServedAdapters:
     """Check that the finished runs can share one server and say how to serve them; the shared
@@ -103,9 +110,6 @@ def plan(personas: list[PersonaCard], runs: list[RunFolder], base: Path | str,
     shared = template or paths.home() / "adapters" / f"{'+'.join(ids)}.jinja"
     shared.parent.mkdir(parents=True, exist_ok=True)  # written once all checks pass
     shared.write_text(texts.pop(), encoding="utf-8")
-    base_name = Path(str(base)).name or "base"
-    if base_name in ids:
-        base_name += "-base"
-    return ServedAdapters(base=base, base_name=base_name,
+    return ServedAdapters(base=base, base_name=served_base_name(base, ids),
                           adapters=tuple((p.id, run.adapter) for p, run in zip(personas, runs)),
                           chat_template=shared, max_lora_rank=rank)

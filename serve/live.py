@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import shutil
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -95,10 +94,6 @@ def editing(port: int, job: str) -> Iterator[LiveServer]:
                             f"`persona serve --adapters CARD,...` or `persona serve --base BASE`")
         yield server
         write(server)
-
-
-def now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
 def _digest(folder: Path) -> str:

@@ -19,8 +19,6 @@ from chainlit.data.acl import is_thread_author
 from chainlit.types import Feedback, Pagination, ThreadFilter
 from chainlit.user import User
 from fastapi import HTTPException
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from persona.ui import store, threads
 from persona.ui.data_layer import PersonaDataLayer, bindable, decoded_row
@@ -53,16 +51,6 @@ async def settled() -> None:
     """Chainlit writes steps in tasks it does not wait for."""
     while tasks := [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]:
         await asyncio.gather(*tasks)
-
-
-async def rows(url: str, sql: str, **params) -> list[dict]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.connect() as connection:
-            result = await connection.execute(text(sql), params)
-            return [dict(row._mapping) for row in result.fetchall()]
-    finally:
-        await engine.dispose()
 
 
 async def sign_in(layer: PersonaDataLayer, identifier: str):
@@ -101,9 +89,9 @@ def test_a_conversation_lands_in_the_database(url):
                          type="system_message").send()
         past, first = await exchange(layer, user, thread_id, [], "你是谁", "我是 小葱")
         past, second = await exchange(layer, user, thread_id, past, "Who made you?", "The team")
-        stored = await rows(url, 'SELECT * FROM steps WHERE "threadId" = :t ORDER BY "createdAt"',
+        stored = await store.fetch(url, 'SELECT * FROM steps WHERE "threadId" = :t ORDER BY "createdAt"',
                             t=thread_id)
-        thread = await rows(url, "SELECT * FROM threads WHERE id = :t", t=thread_id)
+        thread = await store.fetch(url, "SELECT * FROM threads WHERE id = :t", t=thread_id)
         return user, thread_id, past, second, stored, thread
 
     user, thread_id, past, second, stored, (thread,) = in_chainlit(url, scenario)
@@ -137,7 +125,7 @@ def test_every_key_chainlit_writes_for_a_step_is_stored(url):
             # for, which may land in either order: let the creation land first.
             await settled()
         await settled()
-        return await rows(url, 'SELECT * FROM steps WHERE "threadId" = :t ORDER BY "createdAt"',
+        return await store.fetch(url, 'SELECT * FROM steps WHERE "threadId" = :t ORDER BY "createdAt"',
                           t=thread_id), await layer.get_thread(thread_id)
 
     (message, tool), thread = in_chainlit(url, scenario)
@@ -164,12 +152,12 @@ def test_feedback_is_stored_updated_and_leads_to_its_answer(url):
         # What Chainlit's PUT /feedback does with the page's thumbs down and comment: on the run.
         feedback_id = await layer.upsert_feedback(Feedback(
             forId=answer.run_id, threadId=thread_id, value=0, comment="too short"))
-        first = await rows(url, "SELECT * FROM feedbacks")
+        first = await store.fetch(url, "SELECT * FROM feedbacks")
         await layer.upsert_feedback(Feedback(id=feedback_id, forId=answer.run_id,
                                              threadId=thread_id, value=1, comment="fine after all"))
-        second = await rows(url, "SELECT * FROM feedbacks")
+        second = await store.fetch(url, "SELECT * FROM feedbacks")
         await settled()
-        rated = await rows(url, store.FEEDBACK_ON_ANSWERS)
+        rated = await store.fetch(url, store.FEEDBACK_ON_ANSWERS)
         return answer, thread_id, feedback_id, first, second, rated, await layer.get_thread(thread_id)
 
     answer, thread_id, feedback_id, first, second, rated, thread = in_chainlit(url, scenario)
@@ -234,7 +222,7 @@ def test_deleting_a_thread_removes_its_steps_and_feedback(url):
         _, answer = await exchange(layer, user, thread_id, [], "你是谁", "我是 小葱")
         await layer.upsert_feedback(Feedback(forId=answer.run_id, threadId=thread_id, value=1))
         await layer.delete_thread(thread_id)
-        return [await rows(url, f"SELECT COUNT(*) AS n FROM {table}")
+        return [await store.fetch(url, f"SELECT COUNT(*) AS n FROM {table}")
                 for table in ("threads", "steps", "feedbacks")]
 
     assert in_chainlit(url, scenario) == [[{"n": 0}]] * 3
@@ -261,7 +249,7 @@ def test_chainlits_own_layer_would_lose_a_tagged_thread_on_sqlite(tmp_path):
 
     async def main(layer):
         await layer.update_thread("t1", name="你是谁", tags=["xiaocong"])
-        found = await rows(url, "SELECT id FROM threads")
+        found = await store.fetch(url, "SELECT id FROM threads")
         await layer.close()
         return found
 

@@ -232,6 +232,16 @@ def _reason(error: BaseException) -> str:
     return f"{type(inner).__name__}: {lines[0]}" if lines else type(inner).__name__
 
 
+async def fetch(url: str, sql: str, **params) -> list[dict]:
+    """The rows one query returns, each a dict of its columns."""
+    engine = create_async_engine(url)
+    try:
+        async with engine.connect() as connection:
+            return [dict(row) for row in (await connection.execute(text(sql), params)).mappings()]
+    finally:
+        await engine.dispose()
+
+
 def run_sync(coroutine):
     """Run a coroutine to its end from sync code, even under a running event loop."""
     try:
