@@ -23,6 +23,7 @@ import sqlite3
 import urllib.error
 import urllib.parse
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -72,6 +73,13 @@ def fake(fake_server):
     return fake_server
 
 
+def _target_of(endpoint) -> ChatTarget:
+    """The API of a served-persona fixture, with the persona's card."""
+    card = getattr(endpoint, "card_path", None) or getattr(endpoint, "card", None)
+    return ChatTarget(base_url=endpoint.base_url, model=endpoint.model,
+                      api_key=endpoint.api_key, card=None if card is None else str(card))
+
+
 @pytest.fixture(scope="module")
 def chat_target(request) -> ChatTarget:
     """The API the UI talks to: the fake server unless parametrized (indirect=True)."""
@@ -79,10 +87,7 @@ def chat_target(request) -> ChatTarget:
     if isinstance(param, ChatTarget):
         return param
     if isinstance(param, str):  # a fixture giving an endpoint
-        endpoint = request.getfixturevalue(param)
-        card = getattr(endpoint, "card_path", None) or getattr(endpoint, "card", None)
-        return ChatTarget(base_url=endpoint.base_url, model=endpoint.model,
-                          api_key=endpoint.api_key, card=None if card is None else str(card))
+        return _target_of(request.getfixturevalue(param))
     fake = request.getfixturevalue("fake_server")
     return ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
                       card=str(DEFAULT_CARD))
@@ -184,6 +189,24 @@ def test_server_down_shows_an_error_and_the_chat_resumes_when_it_is_back(chat, f
     assert fake.received[-1] == [SYSTEM, user("hello"), assistant(first), user("back?")]
 
 
+def test_a_new_chat_waits_for_a_server_that_is_starting(browser, fake, tmp_path):
+    fake.stop()  # not up yet, as while `persona up` starts vLLM
+    with _page_on_own_ui(browser, fake, tmp_path, "starting") as chat:
+        note = chat.assistant_texts()[0]
+        assert "Waiting for the model server" in note and fake.base_url in note, note
+        chat.page.locator("#chat-input").fill("anyone?")
+        # The message box takes text but sends nothing before the session is ready.
+        assert chat.page.locator("#chat-submit").is_disabled()
+        chat.screenshot("waiting")
+        fake.start()
+        _wait_for_text(chat.page, "小葱")  # the greeting, once the server answers
+        chat.page.locator("#chat-submit:enabled").wait_for(timeout=30_000)
+        assert "answers now" in chat.assistant_texts()[0]
+        chat.page.locator("#chat-submit").click()  # what was typed while it waited is kept
+        chat.wait_reply()
+        assert chat.answer_texts()[-1] == answer_for([user("anyone?")])
+
+
 def test_dropped_stream_keeps_the_partial_answer_and_says_so(chat, fake):
     fake.mode = "drop"
     note = chat.ask("tell me everything")
@@ -228,6 +251,19 @@ def test_chat_settings_change_temperature_and_max_tokens(chat, fake):
     assert (fake.requests[-1]["temperature"], fake.requests[-1]["max_tokens"]) == (0.0, 32)
 
 
+@contextmanager
+def _page_on_own_ui(browser, fake, tmp_path, prefix: str, card: Path = DEFAULT_CARD):
+    """A chat UI of the test's own on the fake server, and one page open on it."""
+    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY, card=str(card))
+    with running_ui(target, app_root=tmp_path / "root",
+                    log_path=artifacts_dir() / f"chainlit-{prefix}.log") as url:
+        page = browser.new_page(viewport={"width": 1000, "height": 800})
+        try:
+            yield ChatPage(page, artifacts_dir(), prefix=prefix).open(url)
+        finally:
+            page.close()
+
+
 def test_card_starters_greeting_and_system_prompt(browser, fake, tmp_path):
     card = tmp_path / "testbot.yaml"
     card.write_text(
@@ -239,11 +275,8 @@ def test_card_starters_greeting_and_system_prompt(browser, fake, tmp_path):
         "system_prompt: You are Testbot.\n",
         encoding="utf-8",
     )
-    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY, card=str(card))
-    with running_ui(target, app_root=tmp_path / "root",
-                    log_path=artifacts_dir() / "chainlit-starters.log") as url:
-        page = browser.new_page(viewport={"width": 1000, "height": 800})
-        chat = ChatPage(page, artifacts_dir(), prefix="starters").open(url)
+    with _page_on_own_ui(browser, fake, tmp_path, "starters", card) as chat:
+        page = chat.page
         starters = page.locator("#starters button")
         starters.first.wait_for()
         assert starters.all_inner_texts() == ["你是谁？", "Who made you?"]
@@ -254,7 +287,6 @@ def test_card_starters_greeting_and_system_prompt(browser, fake, tmp_path):
         assert chat.user_texts() == ["你是谁？"]
         assert fake.received[-1] == [{"role": "system", "content": "You are Testbot."}, user("你是谁？")]
         chat.screenshot("after-starter")
-        page.close()
 
 
 def _wait_for_text(page, text: str, timeout_s: float = 60.0) -> None:
@@ -281,12 +313,8 @@ def test_profiles_offer_every_served_persona(browser, fake, tmp_path):
     # One server, three models: the UI's own, one with a card in cards/, one without.
     fake.extra_models = ["lingxi", "mystery-7b"]
     lingxi = load_card(REPO_ROOT / "cards" / "lingxi.yaml")
-    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
-                        card=str(DEFAULT_CARD))
-    with running_ui(target, app_root=tmp_path / "root",
-                    log_path=artifacts_dir() / "chainlit-profiles.log") as url:
-        page = browser.new_page(viewport={"width": 1000, "height": 800})
-        chat = ChatPage(page, artifacts_dir(), prefix="profiles").open(url)
+    with _page_on_own_ui(browser, fake, tmp_path, "profiles") as chat:
+        page = chat.page
         assert "小葱" in chat.assistant_texts()[0]
         assert page.locator("#chat-profiles").inner_text() == "小葱 · Xiaocong"
         page.locator("#chat-profiles").click()
@@ -321,18 +349,13 @@ def test_profiles_offer_every_served_persona(browser, fake, tmp_path):
         assert answer == answer_for([user("hello")])
         assert fake.requests[-1]["model"] == "mystery-7b"
         chat.screenshot("neutral")
-        page.close()
 
 
 def test_the_menu_follows_personas_added_and_removed_on_the_server(browser, fake, tmp_path):
     # A live server: lingxi is added while the page is open, then removed during its chat.
     lingxi = load_card(REPO_ROOT / "cards" / "lingxi.yaml")
-    target = ChatTarget(base_url=fake.base_url, model=fake.model, api_key=API_KEY,
-                        card=str(DEFAULT_CARD))
-    with running_ui(target, app_root=tmp_path / "root",
-                    log_path=artifacts_dir() / "chainlit-live.log") as url:
-        page = browser.new_page(viewport={"width": 1000, "height": 800})
-        chat = ChatPage(page, artifacts_dir(), prefix="live").open(url)
+    with _page_on_own_ui(browser, fake, tmp_path, "live") as chat:
+        page = chat.page
         assert page.locator("#chat-profiles").count() == 0  # one persona: no menu
         chat.ask("hi")
 
@@ -357,7 +380,6 @@ def test_the_menu_follows_personas_added_and_removed_on_the_server(browser, fake
         page.locator("#new-chat-dialog #confirm").click()
         page.wait_for_function("() => !document.querySelector('#chat-profiles')", timeout=60_000)
         _wait_for_text(page, "小葱")
-        page.close()
 
 
 def _status(url: str) -> int:
@@ -438,19 +460,9 @@ DOCS = REPO_ROOT / "docs" if os.environ.get("PERSONA_UPDATE_DOCS") == "1" else N
 
 def _rows(db_url: str, sql: str) -> list[dict]:
     """Rows of the chat's database (SQLite or PostgreSQL), read as the feedback export would."""
-    from sqlalchemy import text
-    from sqlalchemy.ext.asyncio import create_async_engine
+    from persona.ui.store import fetch, run_sync
 
-    from persona.ui.store import run_sync
-
-    async def read():
-        engine = create_async_engine(db_url)
-        try:
-            async with engine.connect() as connection:
-                return [dict(row._mapping) for row in (await connection.execute(text(sql)))]
-        finally:
-            await engine.dispose()
-    return run_sync(read())  # in a thread of its own: Playwright runs an event loop here
+    return run_sync(fetch(db_url, sql))  # in a thread of its own: Playwright runs an event loop here
 
 
 def _answer_metadata(db_url: str) -> list[dict]:
@@ -516,6 +528,40 @@ def test_a_conversation_survives_a_restart_and_resumes_from_the_sidebar(browser,
         chat.screenshot("resumed")
         page.close()
     assert _answer_metadata(db_url)[-1]["messages"] == history
+
+
+def test_a_thread_resumed_after_a_restart_reaches_the_real_model_with_its_history(
+        browser, recorded_persona_api, default_card, tmp_path):
+    proxy = recorded_persona_api.proxy
+    target = _target_of(recorded_persona_api)
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'threads.db'}"
+    with running_ui(target, app_root=tmp_path / "before", db_url=db_url,
+                    log_path=artifacts_dir() / "chainlit-real-threads-before.log") as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        first = ChatPage(page, artifacts_dir(), prefix="real-threads").open(url).ask("你是谁")
+        page.close()
+    streamed = proxy.streamed_texts()[-1]
+    assert streamed.strip() == first and default_card.name.zh in first, first
+
+    with running_ui(target, app_root=tmp_path / "after", db_url=db_url,
+                    log_path=artifacts_dir() / "chainlit-real-threads-after.log") as url:
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        chat = ChatPage(page, artifacts_dir(), prefix="real-threads").open(url)
+        listed = page.locator("#thread-history a", has_text="你是谁")
+        listed.wait_for(timeout=60_000)
+        listed.click()
+        page.wait_for_function(
+            "() => document.querySelectorAll('[data-step-type=\"user_message\"]').length >= 1",
+            timeout=60_000)
+        second = chat.ask("Who created you?")
+        chat.screenshot("resumed", from_top=True)
+        page.close()
+    # What vLLM received after the restart: the stored exchange, exactly as it had streamed.
+    system = [{"role": "system", "content": default_card.default_system_prompt()}]
+    assert proxy.chat_requests()[-1]["messages"] == [
+        *system, user("你是谁"), assistant(streamed), user("Who created you?")]
+    assert proxy.streamed_texts()[-1].strip() == second
+    assert default_card.creator.en in second, second
 
 
 def test_thumbs_down_with_a_comment_is_stored_with_the_answer(browser, fake, tmp_path):

@@ -127,7 +127,7 @@ def list_models(fake: FakeOpenAI, **overrides):
 
 def test_served_models_in_the_servers_order(fake):
     fake.extra_models = ["lingxi", "mystery-7b"]
-    assert list_models(fake) == [fake.model, "lingxi", "mystery-7b"]
+    assert list(list_models(fake)) == [fake.model, "lingxi", "mystery-7b"]
     with pytest.raises(openai.AuthenticationError):
         list_models(fake, api_key="wrong")
 
@@ -137,19 +137,9 @@ def test_the_request_is_fitted_into_the_served_context(fake):
     from /v1/models as vLLM lists it, and send what fits instead of an HTTP 400."""
     from fake_openai import prompt_tokens
     from persona.ui.history import commit_turn, fit_request, request_messages
-    from persona.ui.llm import context_lengths
-
     fake.max_model_len = 512
     fake.extra_models = ["lingxi"]
-
-    async def lengths():
-        client = make_client(settings_for(fake))
-        try:
-            return await context_lengths(client)
-        finally:
-            await client.close()
-
-    context = asyncio.run(lengths())
+    context = list_models(fake)
     assert context == {fake.model: 512, "lingxi": 512}
     history = []
     for index in range(6):
@@ -166,24 +156,3 @@ def test_the_request_is_fitted_into_the_served_context(fake):
     assert sent["max_tokens"] == max_tokens < 512
     assert prompt_tokens(sent["messages"]) + sent["max_tokens"] <= 512
     assert sent["messages"][0]["role"] == "system" and sent["messages"][-1]["content"] == "你是谁"
-
-
-def test_the_context_is_read_once():
-    from persona.ui.llm import ContextLengths
-
-    calls, now = [], [0.0]
-
-    async def fetch():
-        calls.append(now[0])
-        if len(calls) == 1:
-            raise openai.APIConnectionError(request=None)
-        return {"m": 2048}
-
-    async def main():
-        lengths = ContextLengths(fetch, retry_s=5.0, clock=lambda: now[0])
-        down = [await lengths.get("m"), await lengths.get("m")]  # unknown; not asked again at once
-        now[0] = 6.0
-        return down, [await lengths.get("m") for _ in range(3)], await lengths.get("other")
-
-    assert asyncio.run(main()) == ([None, None], [2048, 2048, 2048], None)
-    assert calls == [0.0, 6.0]

@@ -78,7 +78,7 @@ def scripted(answers: list):
         answer = answers.pop(0)
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return answer if isinstance(answer, dict) else dict.fromkeys(answer)
 
     served = ServedModels(fetch, ttl_s=30, retry_s=5, clock=lambda: now[0])
 
@@ -86,6 +86,7 @@ def scripted(answers: list):
         now[0] = t
         return asyncio.run(served.get(fresh=fresh))
 
+    get_at.served = served
     return get_at, calls
 
 
@@ -134,3 +135,16 @@ def test_a_page_whose_menu_changed_is_stale_once():
     assert not offered.stale("ann", both)  # ... and not again
     offered.given("bob", both)
     assert offered.stale("bob", first) and not offered.stale("ann", both)  # each user's own page
+
+
+def test_each_models_context_comes_with_the_list_and_follows_it():
+    # A persona added to a live server gets its context from the next list, not never.
+    get_at, _ = scripted([{"a": 2048}, ConnectionError("down"), {"a": 2048, "b": 4096, "c": None}])
+    served = get_at.served
+    assert served.context("a") is None  # nothing read yet
+    get_at(0)
+    assert (served.context("a"), served.context("b")) == (2048, None)
+    get_at(30)  # failed: the last list and its contexts stand in
+    assert served.context("a") == 2048
+    assert get_at(35) == ["a", "b", "c"]
+    assert (served.context("b"), served.context("c")) == (4096, None)

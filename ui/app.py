@@ -9,6 +9,7 @@ import asyncio
 import logging
 import os
 import sys
+import time
 from pathlib import Path
 
 # Chainlit loads this file by path, so the repo root is not importable by default.
@@ -21,8 +22,8 @@ from chainlit.input_widget import Slider  # noqa: E402
 from persona.paths import REPO_ROOT  # noqa: E402
 from persona.ui import history, store, threads  # noqa: E402
 from persona.ui.data_layer import PersonaDataLayer  # noqa: E402
-from persona.ui.llm import (ContextLengths, Reply, context_lengths, describe_error,  # noqa: E402
-                            make_client, served_models, stream_reply)
+from persona.ui.llm import (Reply, describe_error, make_client, served_models,  # noqa: E402
+                            stream_reply)
 from persona.ui.login import (LOCAL_USER, auth_secret, credentials_ok, keeps_threads,  # noqa: E402
                               signs_in_locally)
 from persona.ui.persona_view import load_view  # noqa: E402
@@ -59,7 +60,6 @@ def client():
 
 
 SERVED = ServedModels(lambda: served_models(client()))
-CONTEXT = ContextLengths(lambda: context_lengths(client()))
 # Personas join and leave a live server: each page load and each new chat asks it afresh.
 OFFERED = Offered()
 
@@ -152,7 +152,7 @@ async def _start_session(profile, past: list) -> None:
     cl.user_session.set("history", past)
     # The model's context (max_model_len): the slider stops at half of it, and every request
     # is fitted into it (history.fit_request).
-    context = await CONTEXT.get(profile.model)
+    context = SERVED.context(profile.model)  # from the list the page was just given
     cap = history.answer_cap(context, UNKNOWN_CONTEXT_CAP)
     max_tokens = min(SETTINGS.max_tokens, cap)
     cl.user_session.set("context", context)
@@ -168,8 +168,45 @@ async def _start_session(profile, past: list) -> None:
     ).send()
 
 
+async def _server_answering() -> None:
+    """Until the model server lists its models (it may be starting), or server_wait_s: a note
+    says what the chat waits for, and then that it answers (a note removed instead would take
+    what was typed meanwhile out of the message box)."""
+    if SERVED.answering or SETTINGS.server_wait_s <= 0:
+        return
+    await SERVED.get(fresh=True)
+    if SERVED.answering:
+        return
+    note = cl.Message(content=f"Waiting for the model server at {SETTINGS.base_url}: it does not "
+                              f"answer yet (still starting?). The chat opens once it does.",
+                      author=VIEW.author)
+    await note.send()
+    deadline = time.monotonic() + SETTINGS.server_wait_s
+    while not SERVED.answering and time.monotonic() < deadline:
+        await asyncio.sleep(1.0)
+        await SERVED.get(fresh=True)  # asks at most every few seconds while it fails
+    if SERVED.answering:
+        note.content = f"The model server at {SETTINGS.base_url} answers now."
+        await note.update()
+    else:
+        note.content = (f"The model server at {SETTINGS.base_url} did not answer within "
+                        f"{SETTINGS.server_wait_s:.0f} s; messages will fail until it is back.")
+        await note.update()
+
+
 @cl.on_chat_start
 async def on_chat_start():
+    # Chainlit disables the message box while a task runs: nothing typed before the greeting
+    # is sent into a session that is not ready (it would be lost).
+    await cl.context.emitter.task_start()
+    try:
+        await _open_chat()
+    finally:
+        await cl.context.emitter.task_end()
+
+
+async def _open_chat() -> None:
+    await _server_answering()
     offered = await profiles()
     if OFFERED.stale(_user_id(cl.user_session.get("user")), offered):
         # A persona was added to or removed from the server since the page got its menu: the

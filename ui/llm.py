@@ -43,48 +43,19 @@ def make_client(settings: UISettings) -> openai.AsyncOpenAI:
     )
 
 
-async def served_models(client: openai.AsyncOpenAI, timeout_s: float = 5.0) -> list[str]:
-    """The model ids the server lists (GET /v1/models), in its order.
+async def served_models(client: openai.AsyncOpenAI, timeout_s: float = 5.0) -> dict[str, int | None]:
+    """The model ids the server lists (GET /v1/models), in its order, each with its context in
+    tokens: vLLM lists `max_model_len` in every entry (None where a server does not).
 
     A short timeout and no retry: the chat page waits for this list before it opens.
     """
     page = await client.with_options(timeout=timeout_s, max_retries=0).models.list()
-    return [model.id for model in page.data]
-
-
-async def context_lengths(client: openai.AsyncOpenAI, timeout_s: float = 5.0) -> dict[str, int]:
-    """Each served model's context in tokens: vLLM lists `max_model_len` in every entry of
-    GET /v1/models (a server that does not is left out: its context is unknown)."""
-    page = await client.with_options(timeout=timeout_s, max_retries=0).models.list()
-    lengths = {}
+    listed = {}
     for model in page.data:
         value = (model.model_extra or {}).get("max_model_len")
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            lengths[model.id] = value
-    return lengths
-
-
-class ContextLengths:
-    """The served contexts, read once: the first listing that succeeds is kept. A failed one is
-    tried again after retry_s (the chat page waits for it); meanwhile the context is unknown."""
-
-    def __init__(self, fetch: Callable[[], Awaitable[dict[str, int]]], retry_s: float = 5.0,
-                 clock: Callable[[], float] = time.monotonic):
-        self._fetch = fetch
-        self._retry_s = retry_s
-        self._clock = clock
-        self._lengths: dict[str, int] | None = None
-        self._next = float("-inf")
-
-    async def get(self, model: str) -> int | None:
-        if self._lengths is None and self._clock() >= self._next:
-            try:
-                self._lengths = dict(await self._fetch())
-            except Exception as error:  # the API down must not keep the chat from opening
-                log.warning("could not read the served context: %s: %s",
-                            type(error).__name__, error)
-                self._next = self._clock() + self._retry_s
-        return (self._lengths or {}).get(model)
+        valid = isinstance(value, int) and not isinstance(value, bool) and value > 0
+        listed[model.id] = value if valid else None
+    return listed
 
 
 async def stream_reply(

@@ -77,33 +77,42 @@ def pick_or_add(profiles: list[Profile], model: str, cards: dict[str, PersonaCar
 
 
 class ServedModels:
-    """The server's model ids, fetched at most every ttl_s seconds.
+    """The server's model ids and each one's context, fetched at most every ttl_s seconds.
 
     The chat page waits for this list, so a failure is not retried before retry_s and
     the last list read (or none) stands in meanwhile.
     """
 
-    def __init__(self, fetch: Callable[[], Awaitable[list[str]]], ttl_s: float = 30.0,
+    def __init__(self, fetch: Callable[[], Awaitable[dict[str, int | None]]], ttl_s: float = 30.0,
                  retry_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
         self._fetch = fetch
         self._ttl_s = ttl_s
         self._retry_s = retry_s
         self._clock = clock
-        self._models: list[str] = []
+        self._models: dict[str, int | None] = {}
         self._next = float("-inf")
         self._failing = False
 
     async def get(self, fresh: bool = False) -> list[str]:
-        """The list; `fresh` asks the server now unless a failure is still being waited out."""
+        """The ids; `fresh` asks the server now unless a failure is still being waited out."""
         if self._clock() < self._next and not (fresh and not self._failing):
             return list(self._models)
         try:
-            self._models = list(await self._fetch())
+            self._models = dict(await self._fetch())
             self._next, self._failing = self._clock() + self._ttl_s, False
         except Exception as error:  # the API down must not keep the chat from opening
             log.warning("could not list the served models: %s: %s", type(error).__name__, error)
             self._next, self._failing = self._clock() + self._retry_s, True
         return list(self._models)
+
+    @property
+    def answering(self) -> bool:
+        """Whether the server's last answer to a listing was a list (not an error)."""
+        return not self._failing and self._next != float("-inf")
+
+    def context(self, model: str) -> int | None:
+        """The model's context (max_model_len) in the last list read; None when unknown."""
+        return self._models.get(model)
 
 
 class Offered:

@@ -32,6 +32,8 @@ class UISettings:
     max_tokens: int = DEFAULT_MAX_TOKENS
     temperature: float = DEFAULT_TEMPERATURE
     timeout_s: float = 300.0
+    # How long a new chat waits for a model server that does not answer yet (starting).
+    server_wait_s: float = 300.0
     # Chainlit's password login is on when a password is set (PERSONA_UI_PASSWORD).
     login_user: str = DEFAULT_LOGIN_USER
     login_password: str | None = None
@@ -77,6 +79,7 @@ def from_env(env: Mapping[str, str] | None = None) -> UISettings:
         max_tokens=_number(env, "PERSONA_MAX_TOKENS", DEFAULT_MAX_TOKENS, int, 1, 32768),
         temperature=_number(env, "PERSONA_TEMPERATURE", DEFAULT_TEMPERATURE, float, 0.0, 2.0),
         timeout_s=_number(env, "PERSONA_TIMEOUT", 300.0, float, 1.0, 3600.0),
+        server_wait_s=_number(env, "PERSONA_SERVER_WAIT", 300.0, float, 0.0, 3600.0),
         login_user=login_user(env),
         # Not stripped: spaces may be part of a password; an empty one means no login.
         login_password=env.get("PERSONA_UI_PASSWORD") or None,
