@@ -795,6 +795,19 @@ def test_ui_login_comes_from_its_own_secret(rendered):
     assert login["metadata"]["name"] not in secrets_read, "the API never sees the chat's password"
 
 
+def test_ui_threads_go_to_the_database_an_optional_secret_names(rendered):
+    ui = env_of(container(by_kind(rendered, "Deployment")["persona-ui"]))
+    reference = ui["PERSONA_DB_URL"]["valueFrom"]["secretKeyRef"]
+    # Optional: without the Secret the pod starts, its threads in SQLite on an emptyDir.
+    assert reference == {"name": "persona-ui-db", "key": "url", "optional": True}
+    example = example_secrets()["persona-ui-db"]["stringData"]["url"]
+    from persona.ui.store import dialect
+
+    assert dialect(example) == "postgresql" and "+asyncpg" in example  # what store.py opens
+    mounts = {m["mountPath"] for m in container(by_kind(rendered, "Deployment")["persona-ui"])["volumeMounts"]}
+    assert "/home/persona/.cache/persona/chat" in mounts
+
+
 # ---------------------------------------------------------------------------- keys
 
 
