@@ -66,7 +66,8 @@ def serve_live(cards: list[Path], base: str | None, port: int, host: str, compil
     """One vLLM server for the base, each persona a LoRA adapter routed by model name; the
     personas served on this port before come back, and more can be added while it runs."""
     from persona.serve import live
-    from persona.serve.adapters import AdapterError, adapter_rank, check_cards, plan, served_rank
+    from persona.serve.adapters import (AdapterError, adapter_rank, check_cards, plan,
+                                        served_base_name, served_rank)
 
     personas = [load_card(card) for card in cards]
     if not personas and not base:
@@ -134,9 +135,10 @@ def _served_before(earlier, base: str, template: str, given: dict) -> dict:
 
 
 def _announce(url: str, key: str, record: "live.LiveServer") -> None:
-    commands.banner(f"persona server on {record.base_name} is up: personas join and leave while it runs",
-           f"API   {url}   personas: {', '.join(record.personas) or 'none yet'}", key,
-           [f"add   PERSONA_API_KEY=... persona add --card CARD --server {url}"])
+    commands.banner(
+        f"persona server on {record.base_name} is up: personas join and leave while it runs",
+        f"API   {url}   personas: {', '.join(record.personas) or 'none yet'}", key,
+        [f"add   PERSONA_API_KEY=... persona add --card CARD --server {url}"])
 
 
 def _server(server: str, key: str):

@@ -4,7 +4,6 @@ thumbs-up, another persona's answer or an error note do not."""
 
 from __future__ import annotations
 
-import json
 
 import chainlit as cl
 from chainlit.types import Feedback

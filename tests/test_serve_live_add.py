@@ -190,8 +190,10 @@ def test_add_under_load_swap_remove_and_restart(live_server, default_card):
     retrained = runs.parent / "retrained"
     shutil.copytree(runs / second.id, retrained, ignore=shutil.ignore_patterns(".lock"),
                     copy_function=linked)
-    (retrained / "adapter" / "README.md").write_text("retrained\n")
     before = live.read(server.port).personas[second.id].adapter
+    changed = retrained / "adapter" / "README.md"
+    changed.unlink()  # a hard link to the session's run: that one must stay as it is
+    changed.write_text(f"retrained from {before}\n")  # never the content served now
     swap_log, swapped = under_load(server, first.id, lambda: server.persona(
         "add", "--card", str(REPO_ROOT / "cards" / f"{second.id}.yaml"), "--out", str(retrained),
         "--server", server.url))

@@ -6,7 +6,6 @@ server: tests/test_serve_live_add.py."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest

@@ -16,7 +16,7 @@ import pytest
 
 from persona.card import load_card, parse_card
 from persona.cli import main
-from persona.paths import REPO_ROOT, run_dir
+from persona.paths import run_dir
 from persona.run_folder import RunFolder, RunFolderError, differences, refusal
 from persona.train import pipeline, xtuner_log
 

@@ -6,7 +6,6 @@ No chainlit here: the app passes a callback that shows each token.
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
