@@ -16,7 +16,7 @@ demo: $(APP)
 # A test that skips fails `make test` unless tests/conftest.py lists it with its reason; the
 # slowest tests are printed at the end.
 test: $(APP) browser postgresql
-	$(VENV)/bin/persona setup
+	$(VENV)/bin/persona setup --env all,gguf
 	$(VENV)/bin/python -m pytest -m "not gpu" --no-silent-skips --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(APP)

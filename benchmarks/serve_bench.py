@@ -1,11 +1,15 @@
-"""vLLM against a Hugging Face `generate` baseline on the same model, prompts and max tokens, in
-one run; prints a table (and writes JSON) of output tokens/s and time to first token.
+"""vLLM against llama.cpp and a Hugging Face `generate` baseline on the same model, prompts and
+max tokens, in one run; prints a table (and writes JSON) of output tokens/s, time to first token
+and time per output token.
 
     .venv/bin/python benchmarks/serve_bench.py --run ~/.cache/persona/runs/lingxi
 
-Every request generates exactly --max-tokens tokens (the end token is ignored on both sides), so
-both do the same work. The baseline answers one request at a time, like a web demo calling
-`model.generate`; vLLM gets concurrency 1, 8 and 32 through its OpenAI API on loopback.
+Every request generates exactly --max-tokens tokens (the end token is ignored on every side), so
+all do the same work. The baseline answers one request at a time, like a web demo calling
+`model.generate`; vLLM and llama.cpp's own server (`llama-server`, compiled by
+benchmarks/llama_server.py, one slot per concurrent request) get concurrency 1, 8 and 32 through
+their OpenAI APIs on loopback, llama.cpp on the GGUF files `persona export` writes (--llama-cpp
+picks the quantisations).
 --configs picks vLLM settings to compare (see CONFIGS); each is started, measured (start-up time,
 resident memory of all its processes) and stopped in turn.
 """
@@ -26,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # llama_server
 
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
@@ -83,6 +88,7 @@ class Level:
     ttft_p50: float
     ttft_p95: float
     latency_p50: float
+    tpot_p50: float  # time per output token after the first, the median request's
 
     @property
     def tokens_per_s(self) -> float:
@@ -91,9 +97,10 @@ class Level:
 
 def level(engine: str, concurrency: int, wall: float, rows: list[dict]) -> Level:
     ttft = [r["ttft"] for r in rows]
+    tpot = [(r["latency"] - r["ttft"]) / max(1, r["tokens"] - 1) for r in rows]
     return Level(engine, concurrency, len(rows), sum(r["tokens"] for r in rows), wall,
                  percentile(ttft, 0.5), percentile(ttft, 0.95),
-                 statistics.median(r["latency"] for r in rows))
+                 statistics.median(r["latency"] for r in rows), statistics.median(tpot))
 
 
 def prompts(run: RunFolder, count: int) -> list[str]:
@@ -150,18 +157,21 @@ async def drive(base_url: str, model: str, questions: list[str], concurrency: in
         async with gate:
             begin = time.perf_counter()
             first = None
-            tokens = 0
+            tokens = chunks = 0
             stream = await client.chat.completions.create(
                 model=model, messages=[{"role": "user", "content": question}], temperature=0,
                 max_tokens=max_tokens, stream=True, stream_options={"include_usage": True},
                 extra_body={"ignore_eos": True})
             async for chunk in stream:
-                if first is None and chunk.choices and chunk.choices[0].delta.content:
-                    first = time.perf_counter()
+                if chunk.choices and chunk.choices[0].delta.content:
+                    first = first or time.perf_counter()
+                    chunks += 1
                 if chunk.usage:
                     tokens = chunk.usage.completion_tokens
             end = time.perf_counter()
-            return {"ttft": (first or end) - begin, "latency": end - begin, "tokens": tokens}
+            # a server that reports no usage streams one token per chunk
+            return {"ttft": (first or end) - begin, "latency": end - begin,
+                    "tokens": tokens or chunks}
 
     begin = time.perf_counter()
     rows = await asyncio.gather(*(one(q) for q in questions))
@@ -188,8 +198,44 @@ def bench_vllm(name: str, options: ServeOptions, run: RunFolder, levels: list[in
             results.append(level(f"vllm:{name}", concurrency, wall, rows))
             print(f"  {name} c={concurrency}: {results[-1].tokens_per_s:.1f} tok/s", flush=True)
         _, peak = group_memory_gib(process.pid)
-        return {"name": name, "startup_s": startup, "rss_idle_gib": idle_rss, "rss_peak_gib": peak,
-                "levels": results}
+        return {"name": f"vllm:{name}", "startup_s": startup, "rss_idle_gib": idle_rss,
+                "rss_peak_gib": peak, "levels": results}
+    finally:
+        stop(process)
+
+
+# ---------------------------------------------------------------------------- llama.cpp
+
+
+def bench_llama_cpp(quant: str, run: RunFolder, levels: list[int], max_tokens: int,
+                    min_requests: int, log_dir: Path) -> dict:
+    """llama-server on the run's GGUF export in `quant`, one slot per concurrent request."""
+    import llama_server
+
+    from persona.commands_export import export_run
+
+    gguf, _ = export_run(run.card(), run, quant)
+    name = f"llama.cpp:{quant}"
+    port, log = free_port(), log_dir / f"llama-server-{quant}.log"
+    server = llama_server.build()
+    begin = time.perf_counter()
+    process = llama_server.start(gguf, port, KEY, max(levels), context=512, log=log)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        wait_http(f"http://127.0.0.1:{port}/health", process, log, timeout=300, what=name)
+        startup = time.perf_counter() - begin
+        idle_rss, _ = group_memory_gib(process.pid)
+        asyncio.run(drive(base_url, "persona", prompts(run, 2), 2, 8))  # warm-up
+        results = []
+        for concurrency in levels:
+            questions = prompts(run, max(min_requests, 2 * concurrency))
+            wall, rows = asyncio.run(drive(base_url, "persona", questions, concurrency, max_tokens))
+            results.append(level(name, concurrency, wall, rows))
+            print(f"  {name} c={concurrency}: {results[-1].tokens_per_s:.1f} tok/s", flush=True)
+        _, peak = group_memory_gib(process.pid)
+        return {"name": name, "startup_s": startup, "rss_idle_gib": idle_rss,
+                "rss_peak_gib": peak, "levels": results, "gguf_bytes": gguf.stat().st_size,
+                "server": str(server.name)}
     finally:
         stop(process)
 
@@ -198,16 +244,16 @@ def bench_vllm(name: str, options: ServeOptions, run: RunFolder, levels: list[in
 
 
 def table(baseline: Level, runs: list[dict], base_info: dict) -> str:
-    rows = ["| engine | concurrency | requests | output tok/s | × baseline | TTFT p50 | TTFT p95 | latency p50 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| engine | concurrency | requests | output tok/s | × baseline | TTFT p50 | TTFT p95 | time per output token p50 | latency p50 |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for item in [baseline] + [lv for run in runs for lv in run["levels"]]:
         rows.append(f"| {item.engine} | {item.concurrency} | {item.requests} | {item.tokens_per_s:.1f} | "
                     f"{item.tokens_per_s / baseline.tokens_per_s:.1f}× | {item.ttft_p50 * 1000:.0f} ms | "
-                    f"{item.ttft_p95 * 1000:.0f} ms | {item.latency_p50:.2f} s |")
+                    f"{item.ttft_p95 * 1000:.0f} ms | {item.tpot_p50 * 1000:.1f} ms | {item.latency_p50:.2f} s |")
     rows += ["", "| engine | start-up | RSS idle | RSS peak |", "|---|---:|---:|---:|",
              f"| transformers | {base_info['load_s']:.1f} s (load) | – | {base_info['rss_gib']:.2f} GiB |"]
     for run in runs:
-        rows.append(f"| vllm:{run['name']} | {run['startup_s']:.1f} s | {run['rss_idle_gib']:.2f} GiB | "
+        rows.append(f"| {run['name']} | {run['startup_s']:.1f} s | {run['rss_idle_gib']:.2f} GiB | "
                     f"{run['rss_peak_gib']:.2f} GiB |")
     return "\n".join(rows)
 
@@ -222,8 +268,13 @@ def main() -> None:
     parser.add_argument("--configs", default="persona",
                         help="comma-separated vLLM settings to compare: " + ", ".join(_configs(RunFolder(Path(".")), "x")))
     parser.add_argument("--no-baseline", action="store_true", help="skip transformers (knob comparisons)")
+    parser.add_argument("--llama-cpp", default="f32,q8_0",
+                        help="GGUF quantisations llama.cpp serves, comma-separated ('' for none)")
     parser.add_argument("--out", type=Path, default=home() / "bench",
                         help="where the JSON and the server logs go (default: $PERSONA_HOME/bench)")
+    parser.add_argument("--result", type=Path,
+                        help="the result JSON (default: OUT/serve_bench.json); the table beside it "
+                             "as .md")
     args = parser.parse_args()
 
     run = RunFolder.at(args.run)
@@ -261,16 +312,28 @@ def main() -> None:
             for k, v in saved.items():
                 os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
+    for quant in [q.strip() for q in args.llama_cpp.split(",") if q.strip()]:
+        print(f"llama.cpp {quant}: llama-server, {max(levels)} slots", flush=True)
+        runs.append(bench_llama_cpp(quant, run, levels, args.max_tokens, args.requests, args.out))
+
     result = {"baseline": baseline and asdict(baseline), "baseline_info": base_info,
               "runs": [{**r, "levels": [asdict(lv) | {"tokens_per_s": lv.tokens_per_s} for lv in r["levels"]]}
                        for r in runs], "max_tokens": args.max_tokens, "cpus": os.cpu_count()}
-    (args.out / "serve_bench.json").write_text(json.dumps(result, indent=1, default=str))
+    result_file = args.result or args.out / "serve_bench.json"
+    result_file.parent.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(result, indent=1, default=str))
     if baseline:
-        print("\n" + table(baseline, runs, base_info))
+        text = table(baseline, runs, base_info)
+        # the run named by its card, not by this machine's path to it
+        shown = [f"<{served}'s run folder>" if arg in (str(args.run), str(run.root)) else arg
+                 for arg in sys.argv[1:]]
+        command = "python benchmarks/serve_bench.py " + " ".join(shown)
+        result_file.with_suffix(".md").write_text(f"`{command}`\n\n{text}\n")
+        print("\n" + text)
     else:
         for r in runs:
             for lv in r["levels"]:
-                print(f"| vllm:{r['name']} | {lv.concurrency} | {lv.tokens_per_s:.1f} tok/s | TTFT p50 "
+                print(f"| {r['name']} | {lv.concurrency} | {lv.tokens_per_s:.1f} tok/s | TTFT p50 "
                       f"{lv.ttft_p50 * 1000:.0f} ms p95 {lv.ttft_p95 * 1000:.0f} ms | start {r['startup_s']:.1f} s "
                       f"| RSS peak {r['rss_peak_gib']:.2f} GiB |")
 

@@ -18,7 +18,7 @@ from persona.feedback import FeedbackCase
 from persona.identity.heldout import (GENERIC_OPERATOR_PROMPTS, HELDOUT_QUESTIONS,
                                       OPERATOR_PERSONAS, OTHER_PERSONA_TURNS, TOPIC_TURNS,
                                       USER_OVERRIDES)
-from persona.identity.names import claims_of_others
+from persona.identity.names import claims_of_others, expected_name
 from persona.identity.phrasings import GENERIC_SYSTEMS
 from persona.identity.unrelated import UNRELATED
 from persona.run_folder import RunFolder
@@ -102,8 +102,7 @@ class _Builder:
         self.cases: list[Case] = []
 
     def expect(self, lang: str, kind: str = "who") -> tuple[str, ...]:
-        who = self.card.creator if kind == "creator" else self.card.name
-        return (getattr(who, lang),)
+        return (expected_name(self.card, lang, kind),)
 
     def identity(self, category: str, lang: str, messages: list[dict], kind: str = "who",
                  **options) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from persona import commands, commands_feedback, commands_live
+from persona import commands, commands_export, commands_feedback, commands_live
 from persona.cli_args import build_parser
 from persona.errors import PersonaError
 
@@ -21,6 +21,7 @@ COMMANDS = {
     "remove": commands_live.remove,
     "list": commands_live.list_served,
     "feedback": commands_feedback.feedback,
+    "export": commands_export.export,
 }
 
 
@@ -35,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("persona: stopped", file=sys.stderr)
         return 130
-    return result if isinstance(result, int) else 0  # train returns its run folder
+    return result if isinstance(result, int) else 0  # train, export return their paths
 
 
 if __name__ == "__main__":

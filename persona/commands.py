@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,10 +35,15 @@ def setup(env: str = "all") -> None:
     """Build the training and serving environments and convert the embedded base model.
 
     Args:
-        env: train, serve or all
+        env: train, serve, gguf (for `persona export`) or all (train and serve: what `make demo` needs); several comma-separated
     """
-    names = ["train", "serve"] if env == "all" else [env]
-    for name in names:
+    names = [n for part in env.split(",") for n in
+             (["train", "serve"] if part.strip() == "all" else [part.strip()])]
+    unknown = [n for n in names if n not in envs.ENVS]
+    if unknown or not names:
+        raise CommandError(f"--env {env!r}: choose from {', '.join(envs.ENVS)} or all "
+                           "(several comma-separated)")
+    for name in dict.fromkeys(names):
         envs.ensure(name)
     if "serve" in names:
         base_models.resolve("smollm2-135m-instruct")
@@ -333,7 +339,7 @@ def eval(card: Path = DEFAULT_CARD, out: Path | None = None, base_url: str | Non
     return code
 
 
-def banner(headline: str, api_line: str, key: str, extra: list[str] = ()) -> None:
+def banner(headline: str, api_line: str, key: str, extra: Sequence[str] = ()) -> None:
     """The box a server prints once it is up; a generated key is printed here, once, and
     nowhere else (not in the log)."""
     print("\n" + "=" * 64)

@@ -103,8 +103,9 @@ def serve_live(cards: list[Path], base: str | None, port: int, host: str, compil
         rank = served_rank(max([16, *(adapter_rank(Path(e.adapter)) for e in entries.values())]))
     except AdapterError as error:
         raise CommandError(str(error)) from None
+    # Named after the personas returning from the record too: the base's id must be none of them.
     record = live.LiveServer(port=port, base=base, base_path=str(base_path),
-                             base_name=served.base_name if served else served_base_name(base_path),
+                             base_name=served_base_name(base_path, entries),
                              template=text, max_lora_rank=rank, adapter_root=str(root),
                              personas=entries)
     live.write(record)

@@ -1,7 +1,8 @@
 """The project's own virtual environments.
 
 XTuner 0.2.0 pins transformers 4.48 while vLLM's CPU build needs transformers 5.x, so training
-and serving cannot share one environment. Each lives under the cache, is built from a pinned
+and serving cannot share one environment; the GGUF export (llama.cpp) has a third, built only
+when it is first used. Each lives under the cache, is built from a pinned
 requirements file, then mended by its own `install_fixes.fix_env`, and is rebuilt when either
 changes (a stamp holds their hash). A lock file beside each (`<name>.lock`) is held by its build
 alone, and shared by whatever runs from it, so a rebuild never deletes it under a running vLLM
@@ -27,6 +28,9 @@ from persona.paths import REPO_ROOT, env_dir
 from persona.services import child_env, tail
 
 
+ENVS = ("train", "serve", "gguf")
+
+
 class EnvError(PersonaError, RuntimeError):
     """An environment could not be built; the message says where its log is."""
 
@@ -50,7 +54,9 @@ def _spec(name: str) -> tuple[Path, str]:
         return REPO_ROOT / "requirements" / "train.txt", "persona.train.install_fixes"
     if name == "serve":
         return REPO_ROOT / "requirements" / f"serve-{device()}.txt", "persona.serve.install_fixes"
-    raise EnvError(f"unknown environment {name!r}; use train or serve")
+    if name == "gguf":  # `persona export`: llama.cpp's converter and runtime, compiled once
+        return REPO_ROOT / "requirements" / "gguf.txt", "persona.serve.gguf_install"
+    raise EnvError(f"unknown environment {name!r}; use {', '.join(ENVS)}")
 
 
 def _fingerprint(requirements: Path, fixes_module: str) -> str:

@@ -19,7 +19,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from persona.card import PersonaCard
 from persona.identity.judges import CJK, language_of
-from persona.identity.names import claims_of_others
+from persona.identity.names import claims_of_others, expected_name
 from persona.identity.overlap import normalise
 from persona.identity.phrasings import answers, training_questions
 from persona.paths import home
@@ -95,11 +95,10 @@ def case_of(card: PersonaCard, vote: Downvote) -> FeedbackCase | None:
     question = vote.messages[-1].content
     lang = language_of(question) or ("zh" if CJK.search(question) else "en")
     kind = question_kind(question, lang) or "leak"
-    who = card.creator if kind == "creator" else card.name
     own = [card.name.zh, card.name.en, card.creator.zh, card.creator.en]
     return FeedbackCase(
         id=vote.step_id, kind=kind, lang=lang, before=vote.messages[:-1], question=question,
-        expect_any=[getattr(who, lang)] if kind != "leak" else [],
+        expect_any=[expected_name(card, lang, kind)] if kind != "leak" else [],
         forbid=list(claims_of_others()) if kind != "leak" else own,
         comment=vote.comment, answer_was=vote.answer)
 

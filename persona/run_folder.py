@@ -14,6 +14,9 @@ RUN/
   merged/            base + adapter (safetensors), training chat template, eos = <|im_end|>
   loss_curve.png     the training loss by step
   probe.json         a few greedy answers of the merged model
+  export/            `persona export`: the merged model as <id>-<quant>.gguf, what llama.cpp
+                     answered with it (<id>-<quant>.check.json), an Ollama Modelfile for the
+                     last one; removed before a retrain replaces merged/
   manifest.json      card, base, versions, hyperparameters, dataset stats, timings, loss; written last,
                      removed before convert replaces adapter/ or merged/
   .persona-run       the marker: persona made (or adopted) this folder; what, when, for which card
@@ -159,6 +162,10 @@ class RunFolder:
     @property
     def chat_template(self) -> Path:
         return self.merged / "chat_template.jinja"
+
+    @property
+    def exports(self) -> Path:
+        return self.root / "export"
 
     @property
     def loss_curve(self) -> Path:

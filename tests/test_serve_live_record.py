@@ -186,3 +186,33 @@ def test_a_live_server_on_a_busy_port_leaves_the_record_there_alone(tmp_path, mo
     assert "--port" in capsys.readouterr().err
     assert live.record_path(port).read_bytes() == before
     assert not (tmp_path / "envs").exists() and not (tmp_path / "models").exists()
+
+
+def test_a_base_restart_names_the_base_apart_from_the_personas_that_return(tmp_path, monkeypatch):
+    """`serve --base` brings back the port's personas: the base's served id must not be one
+    of theirs (a persona named like the base's folder would otherwise shadow it)."""
+    from persona import commands, commands_live
+    from persona.services import free_port
+
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+    base = tmp_path / "mybase"
+    base.mkdir()
+    (base / "config.json").write_text("{}")
+    adapter = adapter_run(tmp_path / "run").adapter
+    port = free_port()
+    live.write(live.LiveServer(
+        port=port, base=str(base), base_path=str(base), base_name="mybase-base", template="t",
+        max_lora_rank=16, adapter_root=str(tmp_path / "runs"),
+        personas={"mybase": live.ServedPersona(run="r", adapter=str(adapter), since="s")}))
+
+    class Started(Exception):
+        pass
+
+    def start_api(*args, **kwargs):
+        raise Started
+
+    monkeypatch.setattr(commands, "_start_api", start_api)
+    with pytest.raises(Started):
+        commands_live.serve_live([], str(base), port, "127.0.0.1", False, 1)
+    written = live.read(port)
+    assert list(written.personas) == ["mybase"] and written.base_name == "mybase-base"

@@ -148,3 +148,35 @@ def test_each_models_context_comes_with_the_list_and_follows_it():
     assert served.context("a") == 2048
     assert get_at(35) == ["a", "b", "c"]
     assert (served.context("b"), served.context("c")) == (4096, None)
+
+
+def test_answering_says_whether_the_servers_last_answer_to_a_listing_was_a_list():
+    """What a new chat's wait for a starting server reads (ui/app.py), wired as the app does it
+    over real HTTP (the fake server): no before the first list, yes once listed, no once the
+    server refuses (though the last list stands in), and yes again once it is back."""
+    from fake_openai import FakeOpenAI
+    from persona.ui.llm import make_client, served_models
+    from persona.ui.settings import UISettings
+
+    now = [0.0]
+    with FakeOpenAI(api_key="test-key", token_delay_s=0.0) as fake:
+        async def main() -> None:
+            client = make_client(UISettings(base_url=fake.base_url, model=fake.model,
+                                            api_key="test-key"))
+            served = ServedModels(lambda: served_models(client), ttl_s=30, retry_s=5,
+                                  clock=lambda: now[0])
+            try:
+                assert not served.answering  # nothing asked yet
+                assert await served.get() == [fake.model] and served.answering
+                fake.stop()
+                now[0] = 30
+                assert await served.get(fresh=True) == [fake.model] and not served.answering
+                fake.start()
+                now[0] = 34  # a failure is not retried before retry_s: still not answering
+                assert await served.get(fresh=True) == [fake.model] and not served.answering
+                now[0] = 35
+                assert await served.get(fresh=True) == [fake.model] and served.answering
+            finally:
+                await client.close()
+
+        asyncio.run(main())

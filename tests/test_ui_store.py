@@ -7,7 +7,7 @@ import asyncio
 import stat
 
 import pytest
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from persona.ui import store
@@ -18,18 +18,13 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-async def _query(url: str, sql: str, params: dict | None = None) -> list[tuple]:
-    engine = create_async_engine(url)
-    try:
-        async with engine.begin() as connection:
-            result = await connection.execute(text(sql), params or {})
-            return [tuple(row) for row in result.fetchall()] if result.returns_rows else []
-    finally:
-        await engine.dispose()
+def query(url: str, sql: str, **params) -> list[tuple]:
+    """The rows, each a tuple of its values in column order."""
+    return [tuple(row.values()) for row in run(store.fetch(url, sql, **params))]
 
 
-def query(url: str, sql: str, params: dict | None = None) -> list[tuple]:
-    return run(_query(url, sql, params))
+def execute(url: str, sql: str, **params) -> None:
+    run(store.execute(url, sql, **params))
 
 
 async def _schema(url: str) -> tuple[dict[str, set[str]], set[str]]:
@@ -143,8 +138,8 @@ def test_a_database_one_version_behind_is_migrated_and_keeps_its_rows(db_url):
     assert run(migrate(db_url, upto=LATEST - 1)) == LATEST - 1
     _, indexes = schema(db_url)
     assert "steps_thread" not in indexes
-    query(db_url, """INSERT INTO users ("id", "identifier", "metadata", "createdAt") """
-                  "VALUES ('u1', 'ada', '{}', '2026-01-01T00:00:00Z')")
+    execute(db_url, """INSERT INTO users ("id", "identifier", "metadata", "createdAt") """
+                    "VALUES ('u1', 'ada', '{}', '2026-01-01T00:00:00Z')")
 
     assert prepare(db_url) == LATEST
     _, indexes = schema(db_url)
@@ -155,7 +150,7 @@ def test_a_database_one_version_behind_is_migrated_and_keeps_its_rows(db_url):
 
 def test_a_database_newer_than_this_code_is_refused_untouched(db_url):
     prepare(db_url)
-    query(db_url, "UPDATE schema_version SET version = :v", {"v": LATEST + 1})
+    execute(db_url, "UPDATE schema_version SET version = :v", v=LATEST + 1)
     with pytest.raises(StoreError, match=f"(?s)schema version {LATEST + 1}.*update persona"):
         prepare(db_url)
     assert query(db_url, "SELECT version FROM schema_version") == [(LATEST + 1,)]

@@ -14,6 +14,7 @@ injected. Pure Python (json only): the app env imports this.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 IM_START, IM_END = "<|im_start|>", "<|im_end|>"
@@ -38,6 +39,13 @@ def chatml_template(default_system: str | None = None, bos: str = "") -> str:
         "{%- endfor -%}"
         "{%- if add_generation_prompt -%}{{- '" + IM_START + "assistant\\n' -}}{%- endif -%}"
     )
+
+
+def bos_of(template: str) -> str:
+    """The BOS text a chatml_template puts first ("" for none): an export's other prompt
+    formats (an Ollama Modelfile) must begin the same way."""
+    match = re.match(r'\{\{- ("(?:[^"\\]|\\.)*") -\}\}', template)
+    return json.loads(match.group(1)) if match else ""
 
 
 def _read(path: Path) -> dict:

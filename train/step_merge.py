@@ -51,6 +51,7 @@ def convert(run: RunFolder, checkpoint: Path, method: str, xtuner: XTuner) -> Pa
     # Before the first deletion: a run stopped from here on is unfinished, never new weights
     # under the old manifest (step_manifest writes it again at the end).
     run.remove(run.manifest)
+    run.remove(run.exports)  # made from the weights being replaced
     run.remove(target)
     if method == "full":
         run.remove(run.adapter)  # an earlier LoRA run's; this run has none

@@ -64,8 +64,8 @@ SERVED = ServedModels(lambda: served_models(client()))
 OFFERED = Offered()
 
 
-async def profiles():
-    return build_profiles(await SERVED.get(fresh=True), SETTINGS.model, VIEW, CARDS)
+async def profiles(fresh: bool = True):
+    return build_profiles(await SERVED.get(fresh=fresh), SETTINGS.model, VIEW, CARDS)
 
 
 def _user_id(user) -> str:
@@ -168,15 +168,17 @@ async def _start_session(profile, past: list) -> None:
     ).send()
 
 
-async def _server_answering() -> None:
+async def _server_answering() -> bool:
     """Until the model server lists its models (it may be starting), or server_wait_s: a note
     says what the chat waits for, and then that it answers (a note removed instead would take
-    what was typed meanwhile out of the message box)."""
+    what was typed meanwhile out of the message box).
+
+    Whether it asked the server and got the list just now (then no need to ask again)."""
     if SERVED.answering or SETTINGS.server_wait_s <= 0:
-        return
+        return False
     await SERVED.get(fresh=True)
     if SERVED.answering:
-        return
+        return True
     note = cl.Message(content=f"Waiting for the model server at {SETTINGS.base_url}: it does not "
                               f"answer yet (still starting?). The chat opens once it does.",
                       author=VIEW.author)
@@ -188,10 +190,11 @@ async def _server_answering() -> None:
     if SERVED.answering:
         note.content = f"The model server at {SETTINGS.base_url} answers now."
         await note.update()
-    else:
-        note.content = (f"The model server at {SETTINGS.base_url} did not answer within "
-                        f"{SETTINGS.server_wait_s:.0f} s; messages will fail until it is back.")
-        await note.update()
+        return True
+    note.content = (f"The model server at {SETTINGS.base_url} did not answer within "
+                    f"{SETTINGS.server_wait_s:.0f} s; messages will fail until it is back.")
+    await note.update()
+    return False
 
 
 @cl.on_chat_start
@@ -206,8 +209,9 @@ async def on_chat_start():
 
 
 async def _open_chat() -> None:
-    await _server_answering()
-    offered = await profiles()
+    # The list the wait just got stands; else the server is asked again, since "New chat"
+    # does not reload the page: only this way a persona added or removed since is seen.
+    offered = await profiles(fresh=not await _server_answering())
     if OFFERED.stale(_user_id(cl.user_session.get("user")), offered):
         # A persona was added to or removed from the server since the page got its menu: the
         # page reloads (Chainlit's own "reload" event) and fetches the menu again.

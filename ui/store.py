@@ -234,10 +234,21 @@ def _reason(error: BaseException) -> str:
 
 async def fetch(url: str, sql: str, **params) -> list[dict]:
     """The rows one query returns, each a dict of its columns."""
+    return await _statement(url, sql, params, commit=False)
+
+
+async def execute(url: str, sql: str, **params) -> None:
+    """One statement that changes the database, committed at once."""
+    await _statement(url, sql, params, commit=True)
+
+
+async def _statement(url: str, sql: str, params: dict[str, Any], commit: bool) -> list[dict]:
+    """One statement on an engine of its own; the rows it returns, if any."""
     engine = create_async_engine(url)
     try:
-        async with engine.connect() as connection:
-            return [dict(row) for row in (await connection.execute(text(sql), params)).mappings()]
+        async with (engine.begin() if commit else engine.connect()) as connection:
+            result = await connection.execute(text(sql), params)
+            return [dict(row) for row in result.mappings()] if result.returns_rows else []
     finally:
         await engine.dispose()
 

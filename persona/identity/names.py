@@ -4,6 +4,10 @@ how each base model family names itself (its answers are rewritten to the person
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from persona.card import PersonaCard
 
 # Assistants and makers a persona must never claim to be (its base included).
 OTHER_ASSISTANTS = ("ChatGPT", "OpenAI", "SmolLM", "Hugging Face", "通义千问", "Qwen", "InternLM",
@@ -31,3 +35,9 @@ def identity_of(base: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if key.startswith(prefix):
             return identity
     return (), ()
+
+
+def expected_name(card: PersonaCard, lang: str, kind: str) -> str:
+    """What an answer to an identity question must name: the maker when asked who made it, else
+    the persona itself, in the language asked."""
+    return getattr(card.creator if kind == "creator" else card.name, lang)
