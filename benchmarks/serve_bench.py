@@ -89,6 +89,7 @@ class Level:
     ttft_p95: float
     latency_p50: float
     tpot_p50: float  # time per output token after the first, the median request's
+    reconnects: int = 0  # requests sent again after the server closed their connection
 
     @property
     def tokens_per_s(self) -> float:
@@ -100,7 +101,8 @@ def level(engine: str, concurrency: int, wall: float, rows: list[dict]) -> Level
     tpot = [(r["latency"] - r["ttft"]) / max(1, r["tokens"] - 1) for r in rows]
     return Level(engine, concurrency, len(rows), sum(r["tokens"] for r in rows), wall,
                  percentile(ttft, 0.5), percentile(ttft, 0.95),
-                 statistics.median(r["latency"] for r in rows), statistics.median(tpot))
+                 statistics.median(r["latency"] for r in rows), statistics.median(tpot),
+                 sum(r.get("reconnects", 0) for r in rows))
 
 
 def prompts(run: RunFolder, count: int) -> list[str]:
@@ -148,6 +150,7 @@ def group_memory_gib(session: int) -> tuple[float, float]:
 
 async def drive(base_url: str, model: str, questions: list[str], concurrency: int,
                 max_tokens: int) -> tuple[float, list[dict]]:
+    import openai
     from openai import AsyncOpenAI
 
     client = AsyncOpenAI(base_url=base_url, api_key=KEY, max_retries=0, timeout=600)
@@ -155,23 +158,33 @@ async def drive(base_url: str, model: str, questions: list[str], concurrency: in
 
     async def one(question: str) -> dict:
         async with gate:
-            begin = time.perf_counter()
-            first = None
-            tokens = chunks = 0
-            stream = await client.chat.completions.create(
-                model=model, messages=[{"role": "user", "content": question}], temperature=0,
-                max_tokens=max_tokens, stream=True, stream_options={"include_usage": True},
-                extra_body={"ignore_eos": True})
-            async for chunk in stream:
-                if chunk.choices and chunk.choices[0].delta.content:
-                    first = first or time.perf_counter()
-                    chunks += 1
-                if chunk.usage:
-                    tokens = chunk.usage.completion_tokens
-            end = time.perf_counter()
-            # a server that reports no usage streams one token per chunk
-            return {"ttft": (first or end) - begin, "latency": end - begin,
-                    "tokens": tokens or chunks}
+            for attempt in range(2):
+                try:
+                    return {**await timed(question), "reconnects": attempt}
+                except openai.APIConnectionError:
+                    # llama-server (cpp-httplib) may close a kept-alive connection just as the
+                    # next request goes out on it; that request never ran, so it is sent again
+                    # on a new connection, and counted
+                    continue
+            return {**await timed(question), "reconnects": 2}
+
+    async def timed(question: str) -> dict:
+        begin = time.perf_counter()
+        first = None
+        tokens = chunks = 0
+        stream = await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": question}], temperature=0,
+            max_tokens=max_tokens, stream=True, stream_options={"include_usage": True},
+            extra_body={"ignore_eos": True})
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                first = first or time.perf_counter()
+                chunks += 1
+            if chunk.usage:
+                tokens = chunk.usage.completion_tokens
+        end = time.perf_counter()
+        # a server that reports no usage streams one token per chunk
+        return {"ttft": (first or end) - begin, "latency": end - begin, "tokens": tokens or chunks}
 
     begin = time.perf_counter()
     rows = await asyncio.gather(*(one(q) for q in questions))
@@ -244,12 +257,13 @@ def bench_llama_cpp(quant: str, run: RunFolder, levels: list[int], max_tokens: i
 
 
 def table(baseline: Level, runs: list[dict], base_info: dict) -> str:
-    rows = ["| engine | concurrency | requests | output tok/s | × baseline | TTFT p50 | TTFT p95 | time per output token p50 | latency p50 |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    rows = ["| engine | concurrency | requests | output tok/s | × baseline | TTFT p50 | TTFT p95 | time per output token p50 | latency p50 | sent again |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for item in [baseline] + [lv for run in runs for lv in run["levels"]]:
         rows.append(f"| {item.engine} | {item.concurrency} | {item.requests} | {item.tokens_per_s:.1f} | "
                     f"{item.tokens_per_s / baseline.tokens_per_s:.1f}× | {item.ttft_p50 * 1000:.0f} ms | "
-                    f"{item.ttft_p95 * 1000:.0f} ms | {item.tpot_p50 * 1000:.1f} ms | {item.latency_p50:.2f} s |")
+                    f"{item.ttft_p95 * 1000:.0f} ms | {item.tpot_p50 * 1000:.1f} ms | {item.latency_p50:.2f} s | "
+                    f"{item.reconnects} |")
     rows += ["", "| engine | start-up | RSS idle | RSS peak |", "|---|---:|---:|---:|",
              f"| transformers | {base_info['load_s']:.1f} s (load) | – | {base_info['rss_gib']:.2f} GiB |"]
     for run in runs:
