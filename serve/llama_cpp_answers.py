@@ -2,9 +2,10 @@
 
 Runs inside the gguf environment (llama-cpp-python): `python -m persona.serve.llama_cpp_answers
 MODEL.gguf CONVERSATIONS.json OUT.json`, where CONVERSATIONS.json is a list of OpenAI-style
-message lists; OUT.json gets {"chat_template": the one in the file, "answers": [...]}. The chat template is the one inside the file (llama-cpp-python renders it with
-Jinja when it is none of its built-in formats), so the check goes through the same prompt a
-llama.cpp user gets. One progress line per ten answers on stderr.
+message lists; OUT.json gets {"chat_template": the one in the file, "answers": [...]}. The
+answers go through the chat template inside the file (llama-cpp-python renders it with Jinja
+when it is none of its built-in formats), so the check sends the prompts a llama.cpp user's
+chat sends. One progress line per ten answers on stderr.
 """
 
 from __future__ import annotations
