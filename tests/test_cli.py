@@ -32,7 +32,7 @@ def test_cli_imports_no_heavy_stack():
     assert out.stdout.strip() == "[]"
 
 
-@pytest.mark.parametrize("command", ["train", "serve", "up", "data"])
+@pytest.mark.parametrize("command", ["train", "serve", "up", "data", "export"])
 def test_bad_card_fails_cleanly_and_writes_nothing(command, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path / "home"))
     card = tmp_path / "card.yaml"
