@@ -56,6 +56,7 @@ def _configs(run: RunFolder, served: str) -> dict[str, dict]:
         "persona": {},  # what `persona serve` does: eager, every core, prefix caching on
         "vllm-threads": {"cpu": auto},  # vLLM's own binding: one core kept for its scheduler
         "no-prefix-cache": {"prefix_caching": False},
+        "no-chunked-prefill": {"chunked_prefill": False},
         "max-seqs-8": {"max_num_seqs": 8},
         "max-seqs-64": {"max_num_seqs": 64},
         "stream-4": {"stream_interval": 4},

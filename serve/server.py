@@ -42,6 +42,7 @@ class ServeOptions:
     cpu: CpuFit | None = None
     max_num_seqs: int | None = None  # None: vLLM's default
     prefix_caching: bool | None = None  # None: vLLM's default (on)
+    chunked_prefill: bool | None = None  # None: vLLM's default (on)
     # Stream every Nth token (the first at once): fewer chunks for the API process to send.
     stream_interval: int | None = None
     # Several personas on one base: (served name, PEFT adapter folder) pairs.
@@ -115,6 +116,9 @@ def vllm_command(opts: ServeOptions, env_prefix: Path) -> list[str]:
         argv += ["--stream-interval", str(opts.stream_interval)]
     if opts.prefix_caching is not None:
         argv.append("--enable-prefix-caching" if opts.prefix_caching else "--no-enable-prefix-caching")
+    if opts.chunked_prefill is not None:
+        argv.append("--enable-chunked-prefill" if opts.chunked_prefill
+                    else "--no-enable-chunked-prefill")
     if opts.lora_modules or opts.adapter_root is not None:
         # A request's `model` picks the adapter; the base stays reachable as served_name.
         argv += ["--enable-lora", "--max-lora-rank", str(opts.max_lora_rank),

@@ -144,13 +144,16 @@ def test_served_names_must_be_unique():
 
 
 def test_engine_knobs():
-    argv = vllm_command(options(max_num_seqs=32, prefix_caching=False, stream_interval=4), ENV)
+    argv = vllm_command(options(max_num_seqs=32, prefix_caching=False, stream_interval=4,
+                                chunked_prefill=False), ENV)
     assert flag_value(argv, "--max-num-seqs") == "32"
     assert flag_value(argv, "--stream-interval") == "4"
-    assert "--no-enable-prefix-caching" in argv
+    assert "--no-enable-prefix-caching" in argv and "--no-enable-chunked-prefill" in argv
     assert "--enable-prefix-caching" in vllm_command(options(prefix_caching=True), ENV)
+    assert "--enable-chunked-prefill" in vllm_command(options(chunked_prefill=True), ENV)
     default = vllm_command(options(), ENV)
-    assert "--max-num-seqs" not in default and "--stream-interval" not in default and not any("prefix-caching" in a for a in default)
+    assert "--max-num-seqs" not in default and "--stream-interval" not in default
+    assert not any("prefix-caching" in a or "chunked-prefill" in a for a in default)
 
 
 def test_cli_refuses_tensor_parallel_on_cpu_before_training(tmp_path, monkeypatch, capsys):
