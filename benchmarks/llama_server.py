@@ -21,7 +21,9 @@ sys.path.insert(0, str(REPO))
 
 from persona import envs  # noqa: E402
 from persona.paths import home  # noqa: E402
-from persona.serve.gguf_install import pinned_version  # noqa: E402
+from persona.run_folder import RunFolder  # noqa: E402
+from persona.serve.gguf import gguf_name  # noqa: E402
+from persona.serve.gguf_install import pinned_version, source_archive  # noqa: E402
 from persona.services import spawn  # noqa: E402
 
 CMAKE_FLAGS = ["-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=ON", "-DBUILD_SHARED_LIBS=OFF",
@@ -45,10 +47,7 @@ def build() -> Path:
     root.mkdir(parents=True, exist_ok=True)
     print(f"building llama-server {pinned_version()} (once; minutes; log: {log})", flush=True)
     with tempfile.TemporaryDirectory() as tmp, log.open("w") as out:
-        subprocess.run([str(envs.python("gguf")), "-m", "pip", "download", "-q", "--no-deps",
-                        "--no-binary", ":all:", f"llama-cpp-python=={pinned_version()}",
-                        "-d", tmp], check=True, stdout=out, stderr=subprocess.STDOUT)
-        archive = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        archive = source_archive(envs.python("gguf"), Path(tmp))
         with tarfile.open(archive) as tar:
             members = [m for m in tar.getmembers() if "/vendor/llama.cpp/" in m.name]
             for member in members:
@@ -61,6 +60,17 @@ def build() -> Path:
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT).returncode != 0:
                 sys.exit(f"building llama-server failed; see {log}")
     return target
+
+
+def exported(run: RunFolder, quant: str) -> Path:
+    """The run's GGUF file in `quant`: `persona export`'s, exported now if missing (a retrain
+    deletes the exports, so one that is there was made from the weights beside it)."""
+    gguf = run.exports / gguf_name(run.card().id, quant)
+    if gguf.is_file():
+        return gguf
+    from persona.commands_export import export_run
+
+    return export_run(run.card(), run, quant)[0]
 
 
 def start(model: Path, port: int, key: str, slots: int, context: int,

@@ -159,33 +159,32 @@ async def drive(base_url: str, model: str, questions: list[str], concurrency: in
 
     async def one(question: str) -> dict:
         async with gate:
-            for attempt in range(2):
+            for attempt in range(3):
+                begin = time.perf_counter()
                 try:
-                    return {**await timed(question), "reconnects": attempt}
+                    stream = await client.chat.completions.create(
+                        model=model, messages=[{"role": "user", "content": question}],
+                        temperature=0, max_tokens=max_tokens, stream=True,
+                        stream_options={"include_usage": True}, extra_body={"ignore_eos": True})
+                    break
                 except openai.APIConnectionError:
                     # llama-server (cpp-httplib) may close a kept-alive connection just as the
                     # next request goes out on it; that request never ran, so it is sent again
                     # on a new connection, and counted
-                    continue
-            return {**await timed(question), "reconnects": 2}
-
-    async def timed(question: str) -> dict:
-        begin = time.perf_counter()
-        first = None
-        tokens = chunks = 0
-        stream = await client.chat.completions.create(
-            model=model, messages=[{"role": "user", "content": question}], temperature=0,
-            max_tokens=max_tokens, stream=True, stream_options={"include_usage": True},
-            extra_body={"ignore_eos": True})
-        async for chunk in stream:
-            if chunk.choices and chunk.choices[0].delta.content:
-                first = first or time.perf_counter()
-                chunks += 1
-            if chunk.usage:
-                tokens = chunk.usage.completion_tokens
-        end = time.perf_counter()
-        # a server that reports no usage streams one token per chunk
-        return {"ttft": (first or end) - begin, "latency": end - begin, "tokens": tokens or chunks}
+                    if attempt == 2:
+                        raise
+            first = None
+            tokens = chunks = 0
+            async for chunk in stream:
+                if chunk.choices and chunk.choices[0].delta.content:
+                    first = first or time.perf_counter()
+                    chunks += 1
+                if chunk.usage:
+                    tokens = chunk.usage.completion_tokens
+            end = time.perf_counter()
+            # a server that reports no usage streams one token per chunk
+            return {"ttft": (first or end) - begin, "latency": end - begin,
+                    "tokens": tokens or chunks, "reconnects": attempt}
 
     begin = time.perf_counter()
     rows = await asyncio.gather(*(one(q) for q in questions))
@@ -194,28 +193,37 @@ async def drive(base_url: str, model: str, questions: list[str], concurrency: in
     return wall, rows
 
 
-def bench_vllm(name: str, options: ServeOptions, run: RunFolder, levels: list[int], max_tokens: int,
-               min_requests: int, log_dir: Path) -> dict:
-    log = log_dir / f"vllm-{name}.log"
-    begin = time.perf_counter()
-    process = start(options, envs.ensure("serve"), log)
+def measure(name: str, process, health_url: str, base_url: str, model: str, run: RunFolder,
+            levels: list[int], max_tokens: int, min_requests: int, log: Path,
+            began: float) -> dict:
+    """One started server, whichever engine: its start-up (from `began` to /health), memory, and
+    output tok/s at each concurrency level after a warm-up; stopped at the end."""
     try:
-        wait_http(options.health_url, process, log, timeout=900, what=f"vLLM ({name})")
-        startup = time.perf_counter() - begin
+        wait_http(health_url, process, log, timeout=900, what=name)
+        startup = time.perf_counter() - began
         idle_rss, _ = group_memory_gib(process.pid)
-        model = options.lora_modules[0][0] if options.lora_modules else options.served_name
-        asyncio.run(drive(options.base_url, model, prompts(run, 2), 2, 8))  # warm-up
+        asyncio.run(drive(base_url, model, prompts(run, 2), 2, 8))  # warm-up
         results = []
         for concurrency in levels:
             questions = prompts(run, max(min_requests, 2 * concurrency))
-            wall, rows = asyncio.run(drive(options.base_url, model, questions, concurrency, max_tokens))
-            results.append(level(f"vllm:{name}", concurrency, wall, rows))
+            wall, rows = asyncio.run(drive(base_url, model, questions, concurrency, max_tokens))
+            results.append(level(name, concurrency, wall, rows))
             print(f"  {name} c={concurrency}: {results[-1].tokens_per_s:.1f} tok/s", flush=True)
         _, peak = group_memory_gib(process.pid)
-        return {"name": f"vllm:{name}", "startup_s": startup, "rss_idle_gib": idle_rss,
+        return {"name": name, "startup_s": startup, "rss_idle_gib": idle_rss,
                 "rss_peak_gib": peak, "levels": results}
     finally:
         stop(process)
+
+
+def bench_vllm(name: str, options: ServeOptions, run: RunFolder, levels: list[int], max_tokens: int,
+               min_requests: int, log_dir: Path) -> dict:
+    log = log_dir / f"vllm-{name}.log"
+    began = time.perf_counter()
+    process = start(options, envs.ensure("serve"), log)
+    model = options.lora_modules[0][0] if options.lora_modules else options.served_name
+    return measure(f"vllm:{name}", process, options.health_url, options.base_url, model, run,
+                   levels, max_tokens, min_requests, log, began)
 
 
 # ---------------------------------------------------------------------------- llama.cpp
@@ -226,32 +234,15 @@ def bench_llama_cpp(quant: str, run: RunFolder, levels: list[int], max_tokens: i
     """llama-server on the run's GGUF export in `quant`, one slot per concurrent request."""
     import llama_server
 
-    from persona.commands_export import export_run
-
-    gguf, _ = export_run(run.card(), run, quant)
-    name = f"llama.cpp:{quant}"
+    gguf = llama_server.exported(run, quant)
     port, log = free_port(), log_dir / f"llama-server-{quant}.log"
-    server = llama_server.build()
-    begin = time.perf_counter()
+    llama_server.build()
+    began = time.perf_counter()
     process = llama_server.start(gguf, port, KEY, max(levels), context=512, log=log)
-    base_url = f"http://127.0.0.1:{port}/v1"
-    try:
-        wait_http(f"http://127.0.0.1:{port}/health", process, log, timeout=300, what=name)
-        startup = time.perf_counter() - begin
-        idle_rss, _ = group_memory_gib(process.pid)
-        asyncio.run(drive(base_url, "persona", prompts(run, 2), 2, 8))  # warm-up
-        results = []
-        for concurrency in levels:
-            questions = prompts(run, max(min_requests, 2 * concurrency))
-            wall, rows = asyncio.run(drive(base_url, "persona", questions, concurrency, max_tokens))
-            results.append(level(name, concurrency, wall, rows))
-            print(f"  {name} c={concurrency}: {results[-1].tokens_per_s:.1f} tok/s", flush=True)
-        _, peak = group_memory_gib(process.pid)
-        return {"name": name, "startup_s": startup, "rss_idle_gib": idle_rss,
-                "rss_peak_gib": peak, "levels": results, "gguf_bytes": gguf.stat().st_size,
-                "server": str(server.name)}
-    finally:
-        stop(process)
+    return measure(f"llama.cpp:{quant}", process, f"http://127.0.0.1:{port}/health",
+                   f"http://127.0.0.1:{port}/v1", "persona", run, levels, max_tokens,
+                   min_requests, log, began) | {"gguf_bytes": gguf.stat().st_size,
+                                                "server": "llama-server"}
 
 
 # ---------------------------------------------------------------------------- report

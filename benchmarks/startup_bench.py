@@ -95,11 +95,7 @@ def import_cost(module: str) -> float:
 def llama_cpp_start(run: RunFolder, quant: str, log: Path) -> float:
     import llama_server
 
-    gguf = run.exports / f"{run.card().id}-{quant}.gguf"
-    if not gguf.is_file():
-        from persona.commands_export import export_run
-
-        gguf, _ = export_run(run.card(), run, quant)
+    gguf = llama_server.exported(run, quant)
     llama_server.build()
     port = free_port()
     began = time.perf_counter()

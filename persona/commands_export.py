@@ -104,7 +104,7 @@ def export(card: Path = DEFAULT_CARD, format: str = "gguf", quant: str = DEFAULT
 def export_run(persona: PersonaCard, run: RunFolder, quant: str) -> tuple[Path, dict]:
     """The finished run's GGUF file (written, checked, the Modelfile beside it) and the share of
     held-out identity questions llama.cpp answered as the persona."""
-    with envs.using("gguf", "persona export"), run.lock("export", shared=True):
+    with envs.using("gguf", "persona export") as prefix, run.lock("export", shared=True):
         if not run.finished():  # a retraining began meanwhile
             raise CommandError(f"{run.root} is being retrained; export it when that is done")
         target = run.exports / gguf_name(persona.id, quant)
@@ -115,7 +115,7 @@ def export_run(persona: PersonaCard, run: RunFolder, quant: str) -> tuple[Path, 
         started = time.monotonic()
         print(f"persona: converting {run.merged} to GGUF ({quant}) with llama.cpp's converter",
               flush=True)
-        _convert(envs.env_dir("gguf"), run, target, quant)
+        _convert(prefix, run, target, quant)
         converted = time.monotonic() - started
 
         questions = run.read_heldout()
@@ -135,7 +135,8 @@ def export_run(persona: PersonaCard, run: RunFolder, quant: str) -> tuple[Path, 
         score = proportion(sum(right), len(right))
         write_json(check_file(target), {
             "gguf": target.name, "quant": quant, "bytes": target.stat().st_size,
-            "convert_s": round(converted, 1), "chat_template": template,
+            "convert_s": round(converted, 1),
+            "chat_template": asked["chat_template"],  # as llama.cpp read it from the file
             "answers_as_itself": score,
             "answers": [{**q, "answer": a["content"], "finish_reason": a["finish_reason"],
                          "as_itself": ok} for q, a, ok in zip(questions, answers, right)]})

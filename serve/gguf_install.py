@@ -54,16 +54,20 @@ def _extract(archive: Path, target: Path) -> int:
     return written
 
 
+def source_archive(python: Path, folder: Path) -> Path:
+    """llama-cpp-python's pinned source archive, downloaded into folder by `python`'s pip (its
+    cache still holds the archive the environment compiled: no second download)."""
+    subprocess.run([str(python), "-m", "pip", "download", "-q", "--no-deps", "--no-binary",
+                    ":all:", f"llama-cpp-python=={pinned_version()}", "-d", str(folder)],
+                   check=True)
+    return next(Path(folder).glob("llama_cpp_python-*.tar.gz"))
+
+
 def fix_env(prefix: Path) -> None:
     prefix = Path(prefix)
-    version = pinned_version()
     target = prefix / "llama.cpp"
     with tempfile.TemporaryDirectory() as tmp:
-        # pip's cache still holds the archive the install just compiled: no second download
-        subprocess.run([str(prefix / "bin" / "python"), "-m", "pip", "download", "-q",
-                        "--no-deps", "--no-binary", ":all:", f"llama-cpp-python=={version}",
-                        "-d", tmp], check=True)
-        archive = next(Path(tmp).glob("llama_cpp_python-*.tar.gz"))
+        archive = source_archive(prefix / "bin" / "python", Path(tmp))
         if target.exists():
             shutil.rmtree(target)
         if not _extract(archive, target) or not converter(prefix).is_file():
