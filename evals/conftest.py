@@ -20,6 +20,7 @@ import pytest
 from persona.evals import baseline
 from persona.evals.cases import Case, build_cases, feedback_cases, heldout_questions
 from persona.evals.report import write_report
+from persona.evals.thresholds import THRESHOLDS
 from persona.card import load_card
 from persona.feedback import feedback_dir, load_cases
 from persona.run_folder import RunFolderError
@@ -44,6 +45,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--feedback-cases", default=os.environ.get("PERSONA_FEEDBACK_CASES"),
                     help="cases.json of `persona feedback export` (default: the card's, when "
                          "one was exported)")
+    group.addoption("--only", default=None,
+                    help="ask only these categories, comma-separated (e.g. feedback after a "
+                         "correction, or identity-zh,identity-en); the others are skipped")
 
 
 def _card(config: pytest.Config):
@@ -64,7 +68,26 @@ def cases(request: pytest.FixtureRequest) -> list[Case]:
         feedback = load_cases(exported) if chosen or exported.is_file() else []
     except (OSError, ValueError) as error:
         pytest.exit(f"{exported}: not a feedback case file ({error})", returncode=4)
-    return build_cases(card, heldout) + feedback_cases(feedback)
+    everything = build_cases(card, heldout) + feedback_cases(feedback)
+    chosen = only(request.config)
+    unknown = chosen - {case.category for case in everything} - set(THRESHOLDS) - {"feedback"}
+    if unknown:
+        pytest.exit(f"--only {', '.join(sorted(unknown))}: no such category; the categories are "
+                    f"{', '.join(sorted(set(THRESHOLDS) | {'general-skill', 'feedback'}))}",
+                    returncode=4)
+    return [case for case in everything if not chosen or case.category in chosen]
+
+
+def only(config: pytest.Config) -> set[str]:
+    """The categories --only asks (empty: all of them)."""
+    return {name.strip() for name in (config.getoption("--only") or "").split(",") if name.strip()}
+
+
+@pytest.fixture(scope="session")
+def asked(request: pytest.FixtureRequest):
+    """asked(category): whether this session asks that category's cases."""
+    chosen = only(request.config)
+    return lambda category: not chosen or category in chosen
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,9 @@ def _answers(case: Case, verdicts: dict[str, dict]) -> str:
 
 
 @pytest.mark.parametrize("category", sorted(THRESHOLDS))
-def test_category(category: str, verdicts: dict[str, dict], cases: list[Case]):
+def test_category(category: str, verdicts: dict[str, dict], cases: list[Case], asked):
+    if not asked(category):
+        pytest.skip(f"{category}: not asked (--only)")
     mine = [case for case in cases if case.category == category]
     if not mine:
         pytest.skip(f"no {category} cases for this card")
@@ -29,7 +31,9 @@ def test_category(category: str, verdicts: dict[str, dict], cases: list[Case]):
         f"threshold {THRESHOLDS[category]:.0%}\n{failures}")
 
 
-def test_general_skill_retained(verdicts: dict[str, dict], cases: list[Case], reference):
+def test_general_skill_retained(verdicts: dict[str, dict], cases: list[Case], reference, asked):
+    if not asked("general-skill"):
+        pytest.skip("general-skill: not asked (--only)")
     if reference is None:
         pytest.skip("no base run to compare with: pass --reference-report, or run "
                     "`persona eval --compare-base`")

@@ -15,7 +15,7 @@ from persona.card import PersonaCard, load_card
 from persona.cli_args import model_argv, takes_model_flags
 from persona.errors import PersonaError
 from persona.paths import REPO_ROOT, home, run_dir
-from persona.run_folder import RunFolder, RunFolderError, check_request
+from persona.run_folder import RunFolder, RunFolderError, check_request, refined_already
 from persona.services import (Children, api_key, check_api_exposure, ensure_free, spawn,
                               wait_http)
 from persona.train.options import TrainOptions
@@ -77,7 +77,7 @@ def _run_pipeline(card: Path, persona: PersonaCard, run: RunFolder, flags: list[
 @takes_model_flags(TrainOptions, "training options (unset ones come from the base preset)")
 def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | None = None,
           replay_ratio: float | None = None, corrections: Path | None = None,
-          force: bool = False, **options: Any) -> Path:
+          refine: bool = False, force: bool = False, **options: Any) -> Path:
     """Fine-tune the card's base with XTuner (QLoRA by default), convert and merge; reuse a
     finished run, resume an interrupted one.
 
@@ -88,6 +88,7 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
         replay_ratio: general-skill replay samples (the base's own answers) per other sample
             (default: 0.15; 0 turns replay off)
         corrections: conversation-format JSON mixed into the card's dataset (`persona feedback export` writes one)
+        refine: train the finished run a short pass on --corrections from its adapter (minutes) instead of retraining it from the base
         force: retrain even when a finished run exists
         options: TrainOptions fields (method, epochs, max_steps, lr, lora_r, ...); None = unset
     """
@@ -103,7 +104,14 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
     except (ValueError, DatasetError) as error:
         raise CommandError(str(error)) from None
     run = _run_folder(persona, out)
-    if run.finished() and not force:
+    if refine:
+        if fixes is None or force or dataset:
+            raise CommandError("--refine trains a finished run on --corrections alone: give "
+                               "--corrections FILE, without --force or --dataset")
+        if refined_already(run, persona, options, fixes):
+            print(f"persona: {persona.id} is already refined with these corrections: {run.root}")
+            return run.root
+    elif run.finished() and not force:
         check_request(run, persona, options, samples, replay_ratio, fixes)
         print(f"persona: {persona.id} is already trained: {run.root} (pass --force to retrain)")
         return run.root
@@ -114,6 +122,8 @@ def train(card: Path = DEFAULT_CARD, out: Path | None = None, dataset: Path | No
         args += ["--replay-ratio", str(replay_ratio)]
     if corrections:
         args += ["--corrections", str(Path(corrections).resolve())]
+    if refine:
+        args += ["--refine"]
     if force:
         args += ["--force"]
     code = _run_pipeline(card, persona, run, args)

@@ -68,5 +68,6 @@ def feedback(action: str, card: Path = DEFAULT_CARD, db_url: str | None = None,
     print(f"  check:   persona eval --card {card}" + (f"   (PERSONA_FEEDBACK_CASES="
                                                        f"{folder / 'cases.json'})" if out else ""))
     if corrections:
-        print(f"  retrain: persona train --card {card} --corrections "
-              f"{folder / 'corrections.json'} --force")
+        print(f"  correct: persona train --card {card} --corrections "
+              f"{folder / 'corrections.json'} --refine   (a short pass from the trained persona; "
+              "--force instead of --refine retrains it from the base)")

@@ -10,6 +10,9 @@ RUN/
   work/              XTuner's work dir: iter_N.pth (every save_steps, 2 kept), last_checkpoint,
                      inputs.json (what the checkpoints were trained on); train/convert/merge logs
   adapter/           the LoRA adapter (pth_to_hf); absent for --method full
+  refine/            `persona train --refine`: the last short pass from the finished adapter on
+                     the user's corrections: data.json (what it trained on), xtuner_config.py,
+                     work/ (its checkpoints and train.log); removed when a training replaces it
   merged.partial/    a merge in progress, renamed to merged/ once its template checks out
   merged/            base + adapter (safetensors), training chat template, eos = <|im_end|>
   loss_curve.png     the training loss by step
@@ -152,6 +155,26 @@ class RunFolder:
         return self.adapter / "adapter_config.json"
 
     @property
+    def refine(self) -> Path:
+        return self.root / "refine"
+
+    @property
+    def refine_data(self) -> Path:
+        return self.refine / "data.json"
+
+    @property
+    def refine_config(self) -> Path:
+        return self.refine / "xtuner_config.py"
+
+    @property
+    def refine_work(self) -> Path:
+        return self.refine / "work"
+
+    @property
+    def refine_log(self) -> Path:
+        return self.refine_work / "train.log"
+
+    @property
     def merged(self) -> Path:
         return self.root / "merged"
 
@@ -199,21 +222,24 @@ class RunFolder:
     def has_adapter(self) -> bool:
         return self.adapter_config.is_file()
 
-    def last_checkpoint(self) -> Path | None:
-        """XTuner's newest checkpoint: the one its pointer names, else the highest iter_N.pth;
-        never a file outside work/ (resuming unpickles it: only the run's own checkpoints)."""
-        pointer = self.work / "last_checkpoint"
+    def last_checkpoint(self, work: Path | None = None) -> Path | None:
+        """XTuner's newest checkpoint in `work` (the training's work/, or refine/work/): the one
+        its pointer names, else the highest iter_N.pth; never a file outside that folder
+        (resuming and converting unpickle it: only the run's own checkpoints)."""
+        work = self.work if work is None else work
+        pointer = work / "last_checkpoint"
         named = Path(pointer.read_text().strip()) if pointer.is_file() else None
-        if named is not None and self._own_checkpoint(named):
+        if named is not None and self._own_checkpoint(named, work):
             return named
-        found = sorted(self.work.glob("iter_*.pth"), key=checkpoint_step) if self.work.is_dir() else []
-        found = [path for path in found if self._own_checkpoint(path)]
+        found = sorted(work.glob("iter_*.pth"), key=checkpoint_step) if work.is_dir() else []
+        found = [path for path in found if self._own_checkpoint(path, work)]
         return found[-1] if found else None
 
-    def _own_checkpoint(self, path: Path) -> bool:
-        """A file whose real path is in work/: a pointer or link out of the run is not the run's."""
+    @staticmethod
+    def _own_checkpoint(path: Path, work: Path) -> bool:
+        """A file whose real path is in `work`: a pointer or link out of it is not the run's."""
         real = path.resolve()
-        return real.is_file() and self.work.resolve() in real.parents
+        return real.is_file() and work.resolve() in real.parents
 
     # -- ownership: what persona may write, delete, and who is using the run now
     def claimed(self) -> bool:
@@ -389,9 +415,29 @@ def differences(run: RunFolder, card: PersonaCard, given: dict | None = None,
 
 def refusal(run: RunFolder, found: list[str]) -> str:
     """The one message for a request that a finished run does not match (every command)."""
+    refinable = all(line.startswith("corrections:") for line in found)
     return (f"{run.root} holds a finished run trained differently:\n  " + "\n  ".join(found)
-            + "\nretrain it in place with `persona train --force`, or pass --out DIR for a "
-              "separate run")
+            + ("\nadd --refine for a short pass from the finished persona on the corrections, "
+               "retrain it in place with --force" if refinable else
+               "\nretrain it in place with `persona train --force`")
+            + ", or pass --out DIR for a separate run")
+
+
+def refined_already(run: RunFolder, card: PersonaCard, given: dict,
+                    corrections: list) -> bool:
+    """Whether `persona train --refine` has anything to do: the run must be a finished LoRA run
+    of this card and options (RunFolderError otherwise); False when it has not trained on
+    these corrections yet."""
+    if not run.finished():
+        raise RunFolderError(f"--refine starts from a finished run, and {run.root} holds none: "
+                             "train the card first (`persona train --card CARD`)")
+    found = differences(run, card, given)
+    if found:
+        raise RunFolderError(refusal(run, found))
+    if not run.has_adapter():
+        raise RunFolderError(f"--refine starts from the run's LoRA adapter, and {run.root} has "
+                             "none (a full fine-tune): retrain it with --corrections --force")
+    return not differences(run, card, corrections=corrections)
 
 
 def check_request(run: RunFolder, card: PersonaCard, given: dict | None = None,

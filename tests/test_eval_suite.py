@@ -93,6 +93,25 @@ def test_the_suite_asks_the_held_out_questions_of_the_run_it_is_given(tmp_path):
     assert result.returncode == 4 and "data/heldout.json" in result.stdout + result.stderr
 
 
+def test_only_asks_the_categories_named_and_refuses_one_that_is_not(tmp_path):
+    cases = thumbs_down_cases(tmp_path)
+    with FakeOpenAI(model="echo", token_delay_s=0) as fake:
+        code, output, report = run_suite(fake.base_url, "echo", "none", tmp_path / "report",
+                                         "--concurrency", "4", "--feedback-cases", str(cases),
+                                         "--only", "feedback,control")
+        assert code == 1 and failed_tests(output) == {"test_every_thumbs_down_is_fixed"}, output
+        assert set(report["categories"]) == {"feedback", "control"}
+        assert "identity-zh: not asked (--only)" in run_suite(
+            fake.base_url, "echo", "none", tmp_path / "again", "--concurrency", "4", "-rs",
+            "--only", "control")[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider",
+             "--base-url", fake.base_url, "--only", "feedback,identity"],
+            cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 4, result.stdout + result.stderr
+    assert "--only identity: no such category" in result.stdout + result.stderr
+
+
 def test_persona_eval_gives_the_suite_the_run_it_serves(tmp_path, monkeypatch):
     run = RunFolder(tmp_path / "run")
     run.write_manifest({"card": load_card(DEFAULT_CARD).model_dump()})

@@ -61,13 +61,14 @@ async def sign_in(layer: PersonaDataLayer, identifier: str):
     return user, context.session.thread_id
 
 
-async def exchange(layer, user, thread_id: str, past: list, question: str, answer_text: str):
+async def exchange(layer, user, thread_id: str, past: list, question: str, answer_text: str,
+                   system: str = SYSTEM):
     """One turn as ui/app.py makes it: the user's message, then a streamed answer carrying
     what it was made from. Returns the history after it."""
     if not past:  # what Chainlit does at the first user message: the thread named, owned, tagged
         await layer.update_thread(thread_id, name=question, user_id=user.id, tags=["xiaocong"])
     await cl.Message(content=question, author=user.identifier, type="user_message").send()
-    messages = request_messages(past, question, SYSTEM)
+    messages = request_messages(past, question, system)
     # Chainlit runs on_message inside a run step: the answer is its child, and the page's
     # thumbs rate the run.
     async with cl.Step(name="on_message", type="run") as run:

@@ -105,12 +105,22 @@ def apply() -> None:
     _applied = True
 
 
-def build_model(**kwargs):
-    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing)."""
+def build_model(start_adapter: str | None = None, **kwargs):
+    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing);
+    with `start_adapter`, its LoRA weights are that adapter's (train/start_adapter.py)."""
     apply()
     from xtuner.model import SupervisedFinetune
 
-    return SupervisedFinetune(**kwargs)
+    return with_start_adapter(SupervisedFinetune(**kwargs), start_adapter)
+
+
+def with_start_adapter(model, start_adapter: str | None):
+    if start_adapter is not None:
+        from persona.train.start_adapter import load_adapter
+
+        print(f"persona: {load_adapter(model, start_adapter)} LoRA weights loaded from "
+              f"{start_adapter}", flush=True)
+    return model
 
 
 def load_tokenizer(**kwargs):

@@ -188,9 +188,9 @@ def _lean_class():
     return LeanSupervisedFinetune
 
 
-def build_lean_model(**kwargs):
+def build_lean_model(start_adapter: str | None = None, **kwargs):
     """The generated config's model builder on CUDA (see the module docstring)."""
-    from persona.train.cpu_patches import apply
+    from persona.train.cpu_patches import apply, with_start_adapter
 
     apply()
-    return _lean_class()(**kwargs)
+    return with_start_adapter(_lean_class()(**kwargs), start_adapter)

@@ -6,6 +6,7 @@ Runs inside the training env (the persona CLI does this for you):
       [--epochs N] [--max-steps N] [--lr LR] [--lora-r R] [--max-length N] [--no-pack]
       [--dataset FILE] [--force] ...
   python -m persona.train.pipeline --card CARD --base-model DIR --out RUN_DIR --only-merge
+  python -m persona.train.pipeline --card CARD --base-model DIR --out RUN_DIR --corrections F --refine
 
 The recipe, one step each, every step a function of the run folder (persona/run_folder.py,
 which also documents its layout) and what it needs:
@@ -14,6 +15,8 @@ which also documents its layout) and what it needs:
   setup     XTuner's command and environment, the CPU's other load
   data      data/, options.json, xtuner_config.py          (step_data.py)
   train     xtuner train, resumed where it can be           (step_train.py)
+            or, with --refine, a short pass from the finished adapter on the corrections
+                                                            (step_refine.py)
   convert   xtuner convert pth_to_hf                        (step_merge.py)
   merge     xtuner convert merge, the training chat template (step_merge.py)
   verify    greedy answers of the merged model              (step_verify.py)
@@ -36,7 +39,7 @@ from pathlib import Path
 from persona.base_models import is_hub_id, trusts_remote_code
 from persona.card import CardError, PersonaCard, load_card
 from persona.errors import PersonaError
-from persona.run_folder import RunFolder, differences, refusal
+from persona.run_folder import RunFolder, RunFolderError, differences, refined_already, refusal
 from persona.services import lead_group
 from persona.train.cpu_load import share_busy_cpu
 from persona.train.dataset_file import DatasetError, load_samples
@@ -46,6 +49,7 @@ from persona.train.progress import PipelineError, Stopwatch, say
 from persona.train.step_data import build_data, configure, given_data
 from persona.train.step_manifest import write_manifest
 from persona.train.step_merge import convert, merge, refuse_undeclared_code
+from persona.train.step_refine import refine
 from persona.train.step_train import Trained, earlier, train
 from persona.train.step_verify import verify
 from persona.train.xtuner_run import XTuner, child_env, xtuner_command
@@ -103,6 +107,7 @@ def trained_now(run: RunFolder, card: PersonaCard, base: str, args: argparse.Nam
                 samples: list | None, options: TrainOptions, xtuner: XTuner,
                 clock: Stopwatch) -> Trained:
     """The data and train steps for a new or resumed run."""
+    run.remove(run.refine)  # a pass from the adapter this training replaces
     stats = data(run, card, base, args, samples, options.seed)
     configure(run, card, base, options)
     clock.lap("data")
@@ -123,14 +128,37 @@ def recipe(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespac
 
 def steps(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace,
           samples: list | None, options: TrainOptions | None) -> None:
-    """setup -> (data -> train, or the earlier training for --only-merge) -> convert -> merge
-    -> verify -> manifest."""
+    """setup -> (data -> train, or the earlier training for --only-merge) -> the rest."""
     xtuner = setup(run, fresh=args.force and not args.only_merge)
     clock = Stopwatch()
     if options is None:
         trained = earlier(run)
     else:
         trained = trained_now(run, card, base, args, samples, options, xtuner, clock)
+    finish(run, card, base, args, trained, xtuner, clock)
+
+
+def refined(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace) -> None:
+    """--refine: the finished run's adapter trained a short pass on the corrections, then the
+    rest; the run locked throughout."""
+    try:
+        if refined_already(run, card, given_options(args), args.correction_samples):
+            say(f"{card.id} is already refined with these corrections: {run.root}")
+            return
+    except RunFolderError as error:
+        raise PipelineError(str(error)) from None
+    run.claim(card.id)
+    with run.lock("train"):
+        xtuner = setup(run, fresh=False)
+        clock = Stopwatch()
+        trained = refine(run, card, base, args.correction_samples, xtuner)
+        clock.lap("refine")
+        finish(run, card, base, args, trained, xtuner, clock)
+
+
+def finish(run: RunFolder, card: PersonaCard, base: str, args: argparse.Namespace,
+           trained: Trained, xtuner: XTuner, clock: Stopwatch) -> None:
+    """convert -> merge -> verify -> manifest."""
     method = trained.options.get("method", "qlora")
     converted = convert(run, trained.checkpoint, method, xtuner)
     clock.lap("convert")
@@ -184,6 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     run = RunFolder.at(args.out)
     if args.only_data:
         return only_data(run, card, base, args)
+    if args.refine:
+        refined(run, card, base, args)
+        return 0
     if not args.only_merge and reused(run, card, args, samples):
         return 0
     recipe(run, card, base, args, samples)

@@ -29,6 +29,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corrections", type=Path,
                         help="conversation-format JSON mixed into the card's dataset (what "
                              "`persona feedback export` writes)")
+    parser.add_argument("--refine", action="store_true",
+                        help="train the finished run a short pass on --corrections, starting "
+                             "from its adapter, instead of retraining it from the base")
     add_model_arguments(parser.add_argument_group("training options"), TrainOptions)
     parser.add_argument("--repeats", type=int, default=IDENTITY_REPEATS,
                         help="times each identity phrasing appears")
@@ -45,7 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    return build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.refine:
+        clashes = [flag for flag, given in (("--force", args.force), ("--dataset", args.dataset),
+                                            ("--only-merge", args.only_merge),
+                                            ("--only-data", args.only_data)) if given]
+        if not args.corrections or clashes:
+            parser.error("--refine trains a finished run on --corrections alone"
+                         + (f"; drop {', '.join(clashes)}" if clashes else ": give --corrections FILE"))
+    return args
 
 
 def given_options(args: argparse.Namespace) -> dict:

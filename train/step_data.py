@@ -62,13 +62,17 @@ def given_data(run: RunFolder, samples: list, source: Path) -> dict:
     return stats
 
 
+def identity_probes(run: RunFolder) -> list[str]:
+    """What EvaluateChatHook asks before and after training: one held-out "who are you" per
+    language."""
+    heldout = run.read_heldout()
+    return [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
+            for lang in ("zh", "en")]
+
+
 def configure(run: RunFolder, card: PersonaCard, base: str, options: TrainOptions) -> None:
     """options.json and the XTuner config, both from the resolved options."""
-    # EvaluateChatHook asks one held-out "who are you" per language before and after training.
-    heldout = run.read_heldout()
-    probes = [next(q["question"] for q in heldout if q["lang"] == lang and q["kind"] == "who")
-              for lang in ("zh", "en")]
     run.write_options(options.model_dump())
-    run.config.write_text(render_config(card.id, base, run.train_data, options, probes,
-                                        trusts_remote_code(card)),
+    run.config.write_text(render_config(card.id, base, run.train_data, options,
+                                        identity_probes(run), trusts_remote_code(card)),
                           encoding="utf-8")

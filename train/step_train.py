@@ -33,11 +33,27 @@ def inputs_digest(run: RunFolder) -> str:
     return digest.hexdigest()
 
 
-def final_checkpoint(run: RunFolder) -> Path:
-    checkpoint = run.last_checkpoint()
+def final_checkpoint(run: RunFolder, work: Path | None = None, log: Path | None = None) -> Path:
+    work, log = work or run.work, log or run.train_log
+    checkpoint = run.last_checkpoint(work)
     if checkpoint is None:
-        raise PipelineError(f"XTuner wrote no checkpoint in {run.work}; its output ends with:\n"
-                            f"{tail(run.train_log)}")
+        raise PipelineError(f"XTuner wrote no checkpoint in {work}; its output ends with:\n"
+                            f"{tail(log)}")
+    return checkpoint
+
+
+def xtuner_train(run: RunFolder, config: Path, work: Path, log: Path, xtuner: XTuner,
+                 resume: Path | None = None) -> Path:
+    """`xtuner train` to the end, judged by the checkpoint it leaves; that checkpoint."""
+    args = ["train", str(config), "--work-dir", str(work)]
+    if resume:
+        args += ["--resume", str(resume)]
+    watcher = TrainWatcher()
+    xtuner(args, log, watcher)
+    checkpoint = final_checkpoint(run, work, log)
+    if watcher.crashed or (watcher.total and checkpoint_step(checkpoint) != watcher.total):
+        raise PipelineError(f"xtuner train stopped at {checkpoint.name} of {watcher.total or '?'} "
+                            f"steps; its output ends with:\n{tail(log)}")
     return checkpoint
 
 
@@ -57,29 +73,22 @@ def _start_over(run: RunFolder) -> None:
     write_json(run.inputs, {"sha256": inputs_digest(run)}, indent=None)
 
 
-def _announce(run: RunFolder, options: TrainOptions) -> None:
+def announce(options: TrainOptions, log: Path) -> None:
     length = f"{options.max_steps} steps" if options.max_steps else f"{options.epochs} epoch(s)"
     lora = "" if options.method == "full" else f", LoRA r={options.lora_r} alpha={options.lora_alpha}"
     say(f"xtuner train: {options.method}, {length}, lr {options.lr}{lora}, max_length "
         f"{options.max_length}, template {options.prompt_template}, a checkpoint every "
-        f"{options.save_steps} steps (log: {run.train_log})")
+        f"{options.save_steps} steps (log: {log})")
 
 
 def train(run: RunFolder, options: TrainOptions, stats: dict, xtuner: XTuner) -> Trained:
     resume = resumable(run)
-    args = ["train", str(run.config), "--work-dir", str(run.work)]
     if resume:
         say(f"resuming from {resume.name} (an earlier run of the same config and data stopped)")
-        args += ["--resume", str(resume)]
     else:
         _start_over(run)
-    _announce(run, options)
-    watcher = TrainWatcher()
-    xtuner(args, run.train_log, watcher)
-    checkpoint = final_checkpoint(run)
-    if watcher.crashed or (watcher.total and checkpoint_step(checkpoint) != watcher.total):
-        raise PipelineError(f"xtuner train stopped at {checkpoint.name} of {watcher.total or '?'} "
-                            f"steps; its output ends with:\n{tail(run.train_log)}")
+    announce(options, run.train_log)
+    checkpoint = xtuner_train(run, run.config, run.work, run.train_log, xtuner, resume)
     return Trained(checkpoint, options.model_dump(), stats, resume.name if resume else None)
 
 
@@ -88,15 +97,18 @@ def earlier(run: RunFolder) -> Trained:
     trained with (options.json, or the manifest of a run from before that file) and its stats."""
     if not run.config.exists():
         raise PipelineError(f"--only-merge: {run.config} is missing; train first")
-    checkpoint = final_checkpoint(run)
     options = run.read_options()
     if not options:
         raise PipelineError(f"--only-merge: {run.root} records no training options (neither "
                             f"{run.options.name} nor a manifest); train it again")
-    if not run.options.is_file():  # a run from before options.json: convert removes the manifest
-        run.write_options(options)
     stats = run.read_manifest().get("dataset")
     if stats is None and run.stats.is_file():  # a merge stopped after the manifest was removed
         stats = read_json(run.stats)
+    # The weights the stats describe: a finished --refine pass's, or the training's
+    refined = ((stats or {}).get("corrections") or {}).get("refined")
+    checkpoint = (final_checkpoint(run, run.refine_work, run.refine_log) if refined
+                  else final_checkpoint(run))
+    if not run.options.is_file():  # a run from before options.json: convert removes the manifest
+        run.write_options(options)
     return Trained(checkpoint, options, stats)
 

@@ -96,7 +96,7 @@ tokenizer = dict(
 
 model = dict(
     type=$model_builder
-$lean_options    use_varlen_attn=False,
+$start_adapter$lean_options    use_varlen_attn=False,
     use_activation_checkpointing=$activation_checkpointing,
     llm=dict(
         type=load_llm,
@@ -241,14 +241,6 @@ FULL = '''\
 EPOCH_SCHEDULE = '''\
 param_scheduler = [
     dict(
-        type=LinearLR,
-        start_factor=1e-5,
-        by_epoch=True,
-        begin=0,
-        end=warmup_ratio * max_epochs,
-        convert_to_iter_based=True,
-    ),
-    dict(
         type=CosineAnnealingLR,
         eta_min=0.0,
         by_epoch=True,
@@ -257,6 +249,21 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
+# No warmup at 0 (LinearLR needs end > begin). A warmup of under 2 steps would leave the rate
+# at start_factor for good (the cosine continues from wherever the warmup stopped): a pass of a
+# few dozen steps (persona train --refine) goes without one.
+if warmup_ratio > 0:
+    param_scheduler.insert(
+        0,
+        dict(
+            type=LinearLR,
+            start_factor=1e-5,
+            by_epoch=True,
+            begin=0,
+            end=warmup_ratio * max_epochs,
+            convert_to_iter_based=True,
+        ),
+    )
 
 train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
 '''
@@ -279,9 +286,12 @@ train_cfg = dict(type=TrainLoop, max_iters=max_iters)
 
 def render_config(persona_id: str, base_model: str | Path, data_path: str | Path,
                   options: TrainOptions, evaluation_inputs: list[str] = (),
-                  trust_remote_code: bool = False) -> str:
+                  trust_remote_code: bool = False, start_adapter: Path | None = None) -> str:
     """The config file's text. `evaluation_inputs` are only used when options.eval_chat;
-    `trust_remote_code` only when the base's preset or the card declares it."""
+    `trust_remote_code` only when the base's preset or the card declares it; `start_adapter`:
+    a LoRA adapter folder whose weights training starts from (train/start_adapter.py)."""
+    if start_adapter is not None and options.method == "full":
+        raise ValueError("a full fine-tune has no LoRA adapter to start from")
     cpu = options.device == "cpu"
     max_iters = options.max_steps * options.accumulative_counts if options.max_steps else None
     values = {
@@ -315,6 +325,8 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "model_builder": ("build_lean_model," if options.lean_model else
                           "build_model,  # xtuner.model.SupervisedFinetune, after the patches"),
         "lean_options": LEAN_OPTIONS if options.lean_model else "",
+        "start_adapter": "" if start_adapter is None else (
+            f"    start_adapter={_py(str(start_adapter))},  # the LoRA weights training starts from\n"),
         "schedule": ITER_SCHEDULE if max_iters else EPOCH_SCHEDULE,
         "log_interval": options.log_interval,
         "dist_backend": _py("gloo" if cpu else "nccl"),
