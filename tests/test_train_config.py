@@ -161,3 +161,25 @@ def test_lora_targets(targets):
 def test_unknown_lora_targets_are_refused():
     with pytest.raises(ValueError, match="lora_targets 'mlp': use all or attention"):
         resolve_options("smollm2-135m-instruct", {"lora_targets": "mlp"})
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not envs.is_ready("train"), reason="the training env is not built")
+def test_a_warmup_too_short_to_rise_is_no_warmup(tmp_path):
+    # One epoch of N packed sequences: with warmup_ratio 0.05, mmengine's plain LinearLR fails
+    # under 20 (a warmup of 0 iterations) and under 40 holds the rate at 1e-5 of itself for the
+    # whole run; the generated schedule trains at the full rate there, and warms up above.
+    config = tmp_path / "xtuner_config.py"
+    config.write_text(render(TrainOptions()), encoding="utf-8")
+    result = subprocess.run([str(envs.python("train")),
+                             str(REPO_ROOT / "tests" / "train_env" / "schedule_check.py"),
+                             str(config)], capture_output=True, text=True,
+                            env=envs.command_env("train"), cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert "end should be larger than begin" in report["10"]["stock_peak"]
+    assert report["30"]["stock_peak"] < 1e-4  # the stall this schedule is for
+    for short in ("10", "30"):
+        assert report[short]["first"] == 1.0 and report[short]["peak"] == 1.0, report
+    for long in ("60", "520"):
+        assert report[long]["first"] < 1e-4 and report[long]["peak"] > 0.99, report

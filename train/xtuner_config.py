@@ -39,6 +39,7 @@ from torch.optim import AdamW
 from transformers import BitsAndBytesConfig
 
 from persona.train.cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
+from persona.train.warmup import Warmup
 ${lean_import}from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
 from xtuner.dataset.map_fns import template_map_fn_factory
@@ -239,7 +240,17 @@ FULL = '''\
 '''
 
 EPOCH_SCHEDULE = '''\
+# Warmup: LinearLR, but none where it would span under 2 steps (train/warmup.py): such a warmup
+# would hold the rate at start_factor for good, as the cosine continues from where it stopped.
 param_scheduler = [
+    dict(
+        type=Warmup,
+        start_factor=1e-5,
+        by_epoch=True,
+        begin=0,
+        end=warmup_ratio * max_epochs,
+        convert_to_iter_based=True,
+    ),
     dict(
         type=CosineAnnealingLR,
         eta_min=0.0,
@@ -249,21 +260,6 @@ param_scheduler = [
         convert_to_iter_based=True,
     ),
 ]
-# No warmup at 0 (LinearLR needs end > begin). A warmup of under 2 steps would leave the rate
-# at start_factor for good (the cosine continues from wherever the warmup stopped): a pass of a
-# few dozen steps (persona train --refine) goes without one.
-if warmup_ratio > 0:
-    param_scheduler.insert(
-        0,
-        dict(
-            type=LinearLR,
-            start_factor=1e-5,
-            by_epoch=True,
-            begin=0,
-            end=warmup_ratio * max_epochs,
-            convert_to_iter_based=True,
-        ),
-    )
 
 train_cfg = dict(type=TrainLoop, max_epochs=max_epochs)
 '''
