@@ -51,7 +51,7 @@ def pass_options(run: RunFolder) -> TrainOptions:
     except ValueError as error:
         raise PipelineError(f"{run.manifest}: its training options are unusable ({error}); "
                             "retrain the run with --force") from None
-    # No warmup: it starts from trained weights, and one of under 2 steps would stall the rate
+    # No warmup: it starts from trained weights (warmup_ratio 0 is none, train/warmup.py)
     return options.model_copy(update={"lr": options.lr * LR_FACTOR, "epochs": 1, "max_steps": None,
                                       "warmup_ratio": 0.0})
 
