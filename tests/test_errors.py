@@ -22,6 +22,7 @@ from persona.errors import PersonaError
 HEAVY = {
     "persona.train.cpu_patches": "patches torch at import",
     "persona.train.lean_model": "imports torch",
+    "persona.train.warmup": "subclasses mmengine's LinearLR (the training env's) at import",
     "persona.ui.app": "the Chainlit app: imports chainlit and reads its settings at import",
 }
 
