@@ -26,11 +26,12 @@ IDENTITY = ("identity-zh", "identity-en", "creator", "adversarial", "system-prom
 UNRELATED = ("control", "leakage-zh", "leakage-en")
 
 
-def run_suite(base_url: str, model: str, key: str, report: Path, *extra: str):
+def run_suite(base_url: str, model: str, key: str, report: Path, *extra: str,
+              card: Path = DEFAULT_CARD):
     """The suite in a fresh pytest process; (exit code, output, report.json)."""
     result = subprocess.run(
         [sys.executable, "-m", "pytest", "evals", "-q", "--tb=short", "-p", "no:cacheprovider",
-         "--base-url", base_url, "--model", model, "--api-key", key, "--card", str(DEFAULT_CARD),
+         "--base-url", base_url, "--model", model, "--api-key", key, "--card", str(card),
          "--report-dir", str(report), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     output = result.stdout + result.stderr

@@ -7,11 +7,8 @@ again by vLLM, the refined persona passes the exported cases and still knows who
 
 from __future__ import annotations
 
-import json
 import secrets
 import shutil
-import subprocess
-import sys
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -21,9 +18,9 @@ from persona import commands, envs
 from persona.cli import main
 from persona.identity.judges import names_any
 from persona.identity.unrelated import UNRELATED
-from persona.paths import REPO_ROOT
 from persona.run_folder import RunFolder, read_json, samples_digest
 from persona.services import Children, free_port
+from test_eval_suite import run_suite
 from test_ui_data_layer import exchange, in_chainlit, sign_in
 from persona.ui import store
 
@@ -97,13 +94,9 @@ def voted_down(url: str, card, wrong) -> None:
 
 
 def evals(endpoint_url: str, key: str, model: str, card_path, cases, report, *only: str):
-    result = subprocess.run(
-        [sys.executable, "-m", "pytest", "evals", "-q", "--tb=line", "-p", "no:cacheprovider",
-         "--base-url", endpoint_url, "--model", model, "--api-key", key, "--card", str(card_path),
-         "--feedback-cases", str(cases), "--report-dir", str(report), "--only", ",".join(only)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
-    return result.returncode, result.stdout + result.stderr, json.loads(
-        (report / "report.json").read_text(encoding="utf-8"))
+    """`pytest evals/` on the exported cases and the categories named; (code, output, report)."""
+    return run_suite(endpoint_url, model, key, report, "--feedback-cases", str(cases),
+                     "--only", ",".join(only), card=card_path)
 
 
 def test_thumbs_down_answers_are_corrected_by_a_refine_and_pass_their_cases(

@@ -11,6 +11,7 @@ import subprocess
 import pytest
 
 from conftest import DEFAULT_CARD
+from test_train_steps import FakeXTuner
 from persona import commands, envs
 from persona.card import load_card
 from persona.errors import PersonaError
@@ -24,8 +25,6 @@ from persona.train.step_refine import CORRECTION_REPEATS, MIN_REHEARSAL, refine,
 from persona.train.step_train import earlier
 from persona.train.xtuner_config import render_config
 
-LINE = ("12/01 08:50:00 - mmengine - INFO - Iter(train) [ {step}/{total}]  lr: 1.0e-03  "
-        "time: 1.5000  data_time: 0.0100  loss: 0.{step}")
 CARD = load_card(DEFAULT_CARD)
 START_CHECK = REPO_ROOT / "tests" / "train_env" / "start_adapter_check.py"
 
@@ -53,25 +52,6 @@ def finished(tmp_path, adapter: bool = True, card=CARD) -> RunFolder:
     return run
 
 
-class FakeXTuner:
-    """Stands in for `xtuner train`: saves `steps` checkpoints in the --work-dir it is given."""
-
-    def __init__(self, steps: int = 3):
-        self.steps, self.calls = steps, []
-
-    def __call__(self, args, log, on_line=None):
-        self.calls.append(args)
-        work = args[args.index("--work-dir") + 1]
-        log.parent.mkdir(parents=True, exist_ok=True)  # as run_logged does
-        for step in range(1, self.steps + 1):
-            (log.parent / f"iter_{step}.pth").write_bytes(b"")
-            line = LINE.format(step=step, total=self.steps)
-            with log.open("a") as out:
-                out.write(line + "\n")
-            on_line(line)
-        assert str(log.parent) == work
-
-
 def test_the_pass_is_the_corrections_among_a_sample_of_the_runs_own_data():
     own = [sample(f"own {i}") for i in range(300)]
     samples = refine_samples(CORRECTIONS, own, seed=42)
@@ -90,7 +70,7 @@ def test_the_pass_trains_from_the_adapter_in_its_own_folder_and_records_itself(t
     run = finished(tmp_path)
     run.refine_work.mkdir(parents=True)
     (run.refine_work / "iter_9.pth").write_bytes(b"")  # an earlier pass: replaced
-    fake = FakeXTuner(steps=3)
+    fake = FakeXTuner(run, stop=3, total=3)
     trained = refine(run, CARD, "/models/base", CORRECTIONS, fake)
     assert fake.calls == [["train", str(run.refine_config), "--work-dir", str(run.refine_work)]]
     assert trained.checkpoint == run.refine_work / "iter_3.pth"
@@ -105,7 +85,7 @@ def test_the_pass_trains_from_the_adapter_in_its_own_folder_and_records_itself(t
     assert trained.options == TrainOptions().model_dump()
     fixes = trained.stats["corrections"]
     assert fixes["digest"] == samples_digest(CORRECTIONS) and fixes["samples"] == 2
-    assert fixes["refined"]["steps"] == 3 and fixes["refined"]["final_loss"] == 0.3
+    assert fixes["refined"]["steps"] == 3 and fixes["refined"]["final_loss"] == 1.2345
     assert trained.stats["replay_ratio"] == 0.15
 
 
@@ -115,7 +95,7 @@ def test_only_merge_takes_the_checkpoint_the_manifest_describes(tmp_path):
     (run.work / "iter_520.pth").write_bytes(b"")
     run.write_options(TrainOptions().model_dump())
     assert earlier(run).checkpoint.name == "iter_520.pth"
-    refine(run, CARD, "/models/base", CORRECTIONS, FakeXTuner(steps=2))
+    refine(run, CARD, "/models/base", CORRECTIONS, FakeXTuner(run, stop=2, total=2))
     manifest = run.read_manifest()
     manifest["dataset"]["corrections"] = {"digest": "x", "refined": {"steps": 2}}
     run.write_manifest(manifest)

@@ -33,15 +33,18 @@ def prepared(tmp_path) -> RunFolder:
 
 
 class FakeXTuner:
-    """Stands in for `xtuner train`: logs steps up to `stop` of `total`, saving each one."""
+    """Stands in for `xtuner train`: logs steps up to `stop` of `total`, saving each one in the
+    --work-dir it is given (the run's work/, or a refine pass's)."""
 
     def __init__(self, run: RunFolder, stop: int, total: int):
         self.run, self.stop, self.total, self.calls = run, stop, total, []
 
     def __call__(self, args, log, on_line=None):
         self.calls.append(args)
+        work = Path(args[args.index("--work-dir") + 1]) if "--work-dir" in args else self.run.work
+        work.mkdir(parents=True, exist_ok=True)  # as XTuner does
         for step in range(1, self.stop + 1):
-            (self.run.work / f"iter_{step}.pth").write_bytes(b"")
+            (work / f"iter_{step}.pth").write_bytes(b"")
             line = LINE.format(step=step, total=self.total)
             with log.open("a") as out:
                 out.write(line + "\n")

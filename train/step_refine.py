@@ -42,12 +42,11 @@ def refine_samples(corrections: list[dict], trained_on: list[dict], seed: int) -
     return samples
 
 
-def pass_options(run: RunFolder) -> TrainOptions:
+def pass_options(run: RunFolder, manifest: dict) -> TrainOptions:
     """The run's own options (its manifest's), one epoch over the pass at LR_FACTOR its rate,
     annealed from the first step."""
-    recorded = run.read_manifest().get("hyperparameters") or {}
     try:
-        options = TrainOptions(**recorded)
+        options = TrainOptions(**(manifest.get("hyperparameters") or {}))
     except ValueError as error:
         raise PipelineError(f"{run.manifest}: its training options are unusable ({error}); "
                             "retrain the run with --force") from None
@@ -61,7 +60,7 @@ def refine(run: RunFolder, card: PersonaCard, base: str, corrections: list[dict]
     """Train the pass in refine/ (a new one each time); its checkpoint, the run's options and
     its dataset stats with the corrections and the pass added."""
     manifest = run.read_manifest()
-    options = pass_options(run)
+    options = pass_options(run, manifest)
     samples = refine_samples(corrections, read_json(run.train_data), options.seed)
     run.remove(run.refine)
     write_json(run.refine_data, samples)
