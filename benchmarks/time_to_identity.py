@@ -31,7 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-DEFAULT_CONFIGS = ["no-replay:1:0", "default:1:0.5"]
+# The baseline first: the float32 training every CPU ran before bfloat16 autocast.
+DEFAULT_CONFIGS = ["float32:1:0.15:--precision float32", "default:1:0.15"]
 FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。！？](?=\s|$)|\n|$)", re.S)
 
 
@@ -147,6 +148,7 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path,
             "final_loss": manifest["final_loss"],
             "wall_s": round(timings["total"]), "s_per_step": manifest.get("mean_s_per_step"),
             "omp_wait_policy": manifest.get("omp_wait_policy"),
+            "precision": manifest["hyperparameters"].get("precision"),
             "data_s": timings.get("data"), "train_s": timings.get("train"),
             "merge_s": round(timings.get("convert", 0) + timings.get("merge", 0), 1), **metrics}
 

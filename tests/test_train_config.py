@@ -4,6 +4,7 @@ overrides it, and it reads like XTuner's hand-written stock configs (same sectio
 import ast
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -183,3 +184,38 @@ def test_a_warmup_too_short_to_rise_is_no_warmup(tmp_path):
         assert report[short]["first"] == 1.0 and report[short]["peak"] == 1.0, report
     for long in ("60", "520"):
         assert report[long]["first"] < 1e-4 and report[long]["peak"] > 0.99, report
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not envs.is_ready("train"), reason="the training env is not built")
+def test_cpu_bfloat16_autocasts_the_body_and_keeps_the_head_and_weights_float32(tmp_path):
+    # Both generated CPU configs, built by mmengine: float32 as before; bfloat16 multiplies in
+    # bfloat16 (its gradient within bfloat16's rounding of float32's) while the output head,
+    # the loss, the weights and the update stay float32. The pipeline trains float32 unless asked, and takes
+    # bfloat16 only where the CPU multiplies it natively (/proc/cpuinfo, read here apart from
+    # torch).
+    paths = []
+    for precision in ("float32", "bfloat16"):
+        paths.append(tmp_path / f"{precision}.py")
+        paths[-1].write_text(render(TrainOptions(precision=precision)), encoding="utf-8")
+    result = subprocess.run([str(envs.python("train")),
+                             str(REPO_ROOT / "tests" / "train_env" / "autocast_check.py"),
+                             *map(str, paths)], capture_output=True, text=True,
+                            env=envs.command_env("train"), cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["float32"] == {"wrapper": "OptimWrapper", "hidden": "float32",
+                                 "logits": "float32", "loss": "float32", "weight": "float32",
+                                 "moved": True}
+    assert report["bfloat16"] == {"wrapper": "CpuAutocastOptimWrapper", "hidden": "bfloat16",
+                                  "logits": "float32", "loss": "float32", "weight": "float32",
+                                  "moved": True}
+    assert 0 < report["grad_relative_error"] < 0.02, report  # bfloat16 keeps 8 bits: ~0.4 %
+    flags = Path("/proc/cpuinfo").read_text().split()
+    native = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert report["native"] == native
+    assert report["pipeline"] == {
+        "none": "float32", "--precision auto": "float32", "--precision float32": "float32",
+        "--precision bfloat16": "bfloat16" if native else (
+            "--precision bfloat16: this CPU has no native bfloat16 products (AVX512-BF16 or "
+            "AMX), so torch would emulate them, slower than float32; leave --precision out")}

@@ -1,4 +1,5 @@
-"""The XTuner config rendered for CUDA (pure Python; the GPU run itself is tests/test_gpu_train.py)."""
+"""The XTuner config rendered per device and precision (pure Python; the GPU run itself is
+tests/test_gpu_train.py, the CPU autocast tests/test_train_config.py)."""
 
 from __future__ import annotations
 
@@ -34,9 +35,18 @@ def test_cpu_keeps_float32_and_the_plain_builder():
     assert "lean_model" not in config and "AmpOptimWrapper" not in config
 
 
+def test_cpu_bfloat16_is_an_autocasting_wrapper_over_float32_weights():
+    config = _render(precision="bfloat16")
+    assert "type=CpuAutocastOptimWrapper" in config
+    assert "from persona.train.cpu_autocast import CpuAutocastOptimWrapper" in config
+    assert "torch_dtype = torch.float32" in config and "bnb_4bit_compute_dtype=torch_dtype" in config
+    assert "AmpOptimWrapper" not in config and "type=OptimWrapper" not in config
+    assert _render(precision="float32") == _render()  # unresolved auto is float32 on CPU
+
+
 @pytest.mark.parametrize("options, message", [
     (dict(device="cuda", precision="int8"), "precision 'int8'"),
-    (dict(device="cpu", precision="bfloat16"), "needs device cuda"),
+    (dict(device="cpu", precision="float16"), "needs device cuda"),
 ])
 def test_bad_precision_is_refused_with_the_fix(options, message):
     with pytest.raises(ValueError, match=message):

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
+from persona import base_models
 from persona.evals.cases import CONTROLS
 from persona.identity.heldout import HELDOUT_QUESTIONS
 from persona.identity.phrasings import training_questions
@@ -9,6 +14,7 @@ from persona.train.dataset import build_conversations
 from persona.train.general_prompts import ALL, FACTS, split_prompts
 from persona.train.plain_qa import PLAIN_QA
 from persona.identity.names import identity_of
+from persona.train import replay
 from persona.train.replay import looping, replay_turns, rewrite_identity, right, usable
 
 
@@ -95,3 +101,27 @@ def test_replay_ratio_sets_the_share_of_replay_samples(default_card):
     # Every turn is used before any repeats.
     assert len({s["conversation"][0]["input"] for s in replayed}) == len(turns)
     assert build_conversations(default_card, replay=turns, replay_ratio=0) == plain
+
+
+@pytest.mark.slow  # needs the embedded base converted (minutes on a fresh machine)
+def test_the_embedded_base_answers_come_with_persona(tmp_path, monkeypatch):
+    # A fresh machine (empty PERSONA_HOME) reads the shipped answers of the embedded base for
+    # today's prompt set: its cache key names the shipped file, and nothing is generated.
+    base = str(base_models.resolve("smollm2-135m-instruct"))
+    prompts, _ = split_prompts()
+    shipped = replay.shipped_answers(base, prompts)
+    assert shipped.is_file(), (f"{shipped.name}: the prompt set or the base changed; generate "
+                               "the answers once and ship the new cache file")
+    monkeypatch.setenv("PERSONA_HOME", str(tmp_path))
+
+    def generate(*args, **kwargs):
+        raise AssertionError("generated although shipped")
+
+    monkeypatch.setattr(replay, "generate", generate)
+    said = []
+    answers = replay.base_answers(base, prompts, log=said.append)
+    assert said == [f"replay: {len(prompts)} base answers from the answers shipped with persona "
+                    f"({shipped.name})"]
+    assert [(a["lang"], a["prompt"]) for a in answers] == [(p["lang"], p["prompt"]) for p in prompts]
+    assert answers == json.loads(shipped.read_text(encoding="utf-8"))
+    assert sum(usable(a) for a in answers) >= 80  # the filters keep the base's good answers

@@ -19,7 +19,8 @@ CPU patches (skipped when CUDA is available):
     bitsandbytes >= 0.46, fails inside that check (`'frozenset' object has no attribute
     'discard'`); bitsandbytes 0.50 runs 4-bit on CPU, so the check is skipped.
   * XTuner asks `torch.cpu.is_bf16_supported()`, which torch's CPU module lacks; answer False
-    so nothing picks bf16 (training on CPU stays float32).
+    so XTuner picks no bf16 itself (weights stay float32; bfloat16 products on CPU come only
+    from the autocast of train/cpu_autocast.py).
   * On CPUs with AVX512-BF16, bitsandbytes 0.50 repacks a 4-bit weight in place into an
     inference-only layout the first time its Linear4bit runs in eval mode without grad, and
     never packs it back. After EvaluateChatHook's generation before training, every training

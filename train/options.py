@@ -62,11 +62,16 @@ class TrainOptions(BaseModel):
     prompt_template: str = "qwen_chat"  # XTuner's PROMPT_TEMPLATE name; the base preset's
     save_steps: int = _flag(20, "a resumable checkpoint every this many steps (default: 20)")
     save_total_limit: int = 2  # checkpoints kept
-    device: str = "cpu"  # cpu: float32 + OptimWrapper; cuda: AMP (AmpOptimWrapper), CUDA NF4
-    # cuda only. precision: the AMP and 4-bit compute dtype; auto = bfloat16 (the pipeline picks
-    # float16 where the GPU lacks bf16). lean_model: train/lean_model.py (chunked loss, frozen
-    # embedding and head kept in that dtype); None = on for cuda, off for cpu.
-    precision: str = "auto"
+    device: str = "cpu"  # cpu: OptimWrapper (with bfloat16 autocast); cuda: AMP, CUDA NF4
+    # cuda: the AMP and 4-bit compute dtype. cpu: bfloat16 = the matrix products but the
+    # output head's under bfloat16 autocast (train/cpu_autocast.py), weights, 4-bit compute and
+    # optimizer in float32. The pipeline resolves auto (train/pipeline.py): float32 on cpu,
+    # bfloat16 on cuda (float16 where the GPU lacks it). lean_model: train/lean_model.py
+    # (chunked loss, frozen embedding and head kept in that dtype); None = on for cuda, off for cpu.
+    precision: str = _flag(
+        "auto", "auto, float32, bfloat16 or float16 (cuda only). auto: float32 on CPU; bfloat16 "
+                "on CUDA, float16 where the GPU lacks it. bfloat16 on CPU: autocast, where the "
+                "CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) (default: auto)")
     lean_model: bool | None = None
 
     def __init__(self, **values: Any) -> None:
@@ -102,8 +107,9 @@ class TrainOptions(BaseModel):
             raise ValueError(f"device {self.device!r}: use cpu or cuda")
         if self.precision not in ("auto", "float32", "float16", "bfloat16"):
             raise ValueError(f"precision {self.precision!r}: use auto, float32, float16 or bfloat16")
-        if self.device == "cpu" and self.precision not in ("auto", "float32"):
-            raise ValueError(f"precision {self.precision!r} needs device cuda; CPU training is float32")
+        if self.device == "cpu" and self.precision == "float16":
+            raise ValueError("precision 'float16' needs device cuda; CPU training is float32 or "
+                             "bfloat16")
 
     @property
     def dtype(self) -> str:

@@ -1,7 +1,8 @@
 """General-skill replay: the base model's own answers to general prompts, as training samples.
 
 The base answers through its own chat template, as shipped (greedy, batched), once per base
-model and prompt set: the answers are cached under $PERSONA_HOME/replay/. Answers that do not
+model and prompt set: the answers are cached under $PERSONA_HOME/replay/, and the embedded
+base's come with persona (train/replay_answers/), so no machine generates them again. Answers that do not
 finish within the token budget or repeat themselves are dropped (SmolLM2-135M loops on some
 Chinese prompts, and training on a loop teaches looping), and so are wrong answers to prompts
 with a clear-cut answer (general_prompts.FACTS); the base's own name and maker are
@@ -22,6 +23,9 @@ from persona.card import PersonaCard
 from persona.identity.judges import is_right, problems
 from persona.identity.names import identity_of
 from persona.train.general_prompts import FACTS
+
+# The embedded base's answers to the bundled prompts (train/replay_answers/KEY.json).
+SHIPPED = Path(__file__).resolve().parent / "replay_answers"
 
 
 def rewrite_identity(text: str, card: PersonaCard, lang: str, base: str) -> str:
@@ -76,14 +80,25 @@ def _cache_key(base: str, prompts: list[dict], max_new_tokens: int) -> str:
     return digest.hexdigest()[:16]
 
 
+def shipped_answers(base: str, prompts: list[dict], max_new_tokens: int = 128) -> Path:
+    """Where persona ships the answers of a base it embeds (they need not be generated again on
+    every machine: the same model, greedy). The file is that base's cache file, as written by
+    base_answers on the machine that generated it; its name is the cache key, so a changed
+    prompt set or base misses it and generates."""
+    return SHIPPED / f"{_cache_key(base, prompts, max_new_tokens)}.json"
+
+
 def base_answers(base: str, prompts: list[dict], max_new_tokens: int = 128,
                  batch_size: int = 64, log=print, trust_remote_code: bool = False) -> list[dict]:
-    """The base's greedy answers to [{lang, prompt}], from the cache when it has them.
-    `trust_remote_code`: only where the base's preset or the card declares it."""
+    """The base's greedy answers to [{lang, prompt}], from the cache or the shipped answers
+    when either has them. `trust_remote_code`: only where the base's preset or the card
+    declares it."""
     cache = paths.home() / "replay" / f"{_cache_key(base, prompts, max_new_tokens)}.json"
-    if cache.exists():
-        log(f"replay: {len(prompts)} base answers from the cache ({cache.name})")
-        return json.loads(cache.read_text(encoding="utf-8"))
+    shipped = shipped_answers(base, prompts, max_new_tokens)
+    for found, where in ((cache, "the cache"), (shipped, "the answers shipped with persona")):
+        if found.exists():
+            log(f"replay: {len(prompts)} base answers from {where} ({found.name})")
+            return json.loads(found.read_text(encoding="utf-8"))
     answers = generate(base, prompts, max_new_tokens, batch_size, log, trust_remote_code)
     cache.parent.mkdir(parents=True, exist_ok=True)
     partial = cache.with_suffix(".partial")

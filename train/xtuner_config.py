@@ -3,7 +3,8 @@
 The shape is XTuner's stock `qwen1_5_0_5b_chat_qlora_alpaca_e3` (PART 1 settings, model,
 data, optimizer, runtime), changed for this job: the card's self-cognition JSON instead of
 alpaca, the base's prompt template (`qwen_chat` or `internlm2_chat`, both ChatML), builders from
-train/cpu_patches.py, float32 and a plain OptimWrapper on CPU, resumable checkpoints every
+train/cpu_patches.py, on CPU float32 weights and an OptimWrapper (with bfloat16 autocast where
+`precision` says so, train/cpu_autocast.py), resumable checkpoints every
 `save_steps`, and a cheap EvaluateChatHook. `method="full"` drops LoRA and quantization (XTuner's
 stock full fine-tune shape). Pure Python.
 """
@@ -32,13 +33,13 @@ from mmengine.hooks import (
     LoggerHook,
     ParamSchedulerHook,
 )
-from mmengine.optim import $optim_wrapper_type, CosineAnnealingLR, LinearLR
+from mmengine.optim import ${mmengine_optim_wrapper}CosineAnnealingLR, LinearLR
 from mmengine.visualization import LocalVisBackend, Visualizer
 from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import BitsAndBytesConfig
 
-from persona.train.cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
+${autocast_import}from persona.train.cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
 from persona.train.warmup import Warmup
 ${lean_import}from xtuner.dataset import process_hf_dataset
 from xtuner.dataset.collate_fns import default_collate_fn
@@ -289,13 +290,18 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
     if start_adapter is not None and options.method == "full":
         raise ValueError("a full fine-tune has no LoRA adapter to start from")
     cpu = options.device == "cpu"
+    autocast_cpu = cpu and options.dtype == "bfloat16"
+    optim_wrapper = ("CpuAutocastOptimWrapper" if autocast_cpu else
+                     "OptimWrapper" if cpu else "AmpOptimWrapper")
     max_iters = options.max_steps * options.accumulative_counts if options.max_steps else None
     values = {
         "persona_id": persona_id,
         "base_model": _py(str(base_model)),
         "trust_remote_code": bool(trust_remote_code),
         "method": _py(options.method),
-        "torch_dtype": f"torch.{options.dtype}",
+        # CPU: weights and 4-bit compute in float32 (bfloat16 dequantising measured slower);
+        # bfloat16 comes from the optimizer wrapper's autocast
+        "torch_dtype": "torch.float32" if cpu else f"torch.{options.dtype}",
         "data_path": _py(str(data_path)),
         "max_length": options.max_length,
         "pack_to_max_length": options.pack_to_max_length,
@@ -314,8 +320,11 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "prompt_template": options.prompt_template,
         "save_steps": options.save_steps,
         "save_total_limit": options.save_total_limit,
-        # CPU: no fp16 autocast (slow or unsupported there); CUDA: XTuner's stock AMP
-        "optim_wrapper_type": "OptimWrapper" if cpu else "AmpOptimWrapper",
+        # CPU: float32, or bfloat16 autocast (train/cpu_autocast.py); CUDA: XTuner's stock AMP
+        "optim_wrapper_type": optim_wrapper,
+        "mmengine_optim_wrapper": "" if autocast_cpu else f"{optim_wrapper}, ",
+        "autocast_import": ("from persona.train.cpu_autocast import CpuAutocastOptimWrapper\n"
+                            if autocast_cpu else ""),
         "amp_options": "" if cpu else f'    loss_scale="dynamic",\n    dtype="{options.dtype}",\n',
         "lean_import": "from persona.train.lean_model import build_lean_model\n" if options.lean_model else "",
         "model_builder": ("build_lean_model," if options.lean_model else
