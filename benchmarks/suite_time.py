@@ -65,8 +65,9 @@ def main(argv: list[str] | None = None) -> int:
                                   stderr=subprocess.STDOUT, env={**os.environ, "CI": "true"})
         wall = time.monotonic() - began
     text = log_path.read_text(encoding="utf-8", errors="replace")
-    # The log names the scratch clone; the result files name the repository's root instead.
-    log_path.write_text(text.replace(str(clone), "REPO"), encoding="utf-8")
+    # The log names the scratch clone and this machine's home: the result files say REPO and ~.
+    text = text.replace(str(clone), "REPO").replace(str(Path.home()), "~")
+    log_path.write_text(text, encoding="utf-8")
     result = {"command": "CI=true make test", "commit": commit, "exit": done.returncode,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "machine": platform.machine(),

@@ -4,9 +4,9 @@ mmengine's AmpOptimWrapper refuses to run without an accelerator, so CPU trainin
 OptimWrapper: every matrix product in float32. On a CPU with AVX512-BF16 (or AMX) oneDNN
 multiplies bfloat16 several times faster. `CpuAutocastOptimWrapper` runs the forward pass (and
 so its backward) under `torch.autocast("cpu", bfloat16)`: the matrix products go bfloat16 but
-the output head's, the loss and the norms stay float32 (autocast's own lists), the LoRA weights
-and AdamW's state stay float32, and bfloat16 needs no loss scaling. Imported by the generated config in the training
-env (mmengine at import).
+the output head's; the loss and the norms stay float32 (autocast's own lists), so do the LoRA
+weights and AdamW's state, and bfloat16 needs no loss scaling. Imported by the generated config
+in the training env (mmengine at import).
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ def _flag(default: Any, description: str, flag: str | None = None) -> Any:
 
 class TrainOptions(BaseModel):
     """Hyperparameters. The defaults were measured on SmolLM2-135M-Instruct, 2 CPU cores: one
-    epoch of packed 256-token steps (about 310 on the default card, 2.3 s each) learns the
+    epoch of packed 256-token steps (520 on the default card) learns the
     identity for held-out zh and en phrasings; fewer steps or a lower rate left held-out Chinese
     answers or stability cases failing, and 512-token packs halve the number of updates for the
     same time. Invalid values raise ValueError with a message that names the field and the fix."""

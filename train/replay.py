@@ -2,10 +2,10 @@
 
 The base answers through its own chat template, as shipped (greedy, batched), once per base
 model and prompt set: the answers are cached under $PERSONA_HOME/replay/, and the embedded
-base's come with persona (train/replay_answers/), so no machine generates them again. Answers that do not
-finish within the token budget or repeat themselves are dropped (SmolLM2-135M loops on some
-Chinese prompts, and training on a loop teaches looping), and so are wrong answers to prompts
-with a clear-cut answer (general_prompts.FACTS); the base's own name and maker are
+base's come with persona (train/replay_answers/), so no machine generates them again. Answers
+that do not finish within the token budget or repeat themselves are dropped (SmolLM2-135M loops
+on some Chinese prompts, and training on a loop teaches looping), and so are wrong answers to
+prompts with a clear-cut answer (general_prompts.FACTS); the base's own name and maker are
 rewritten to the persona's. Generation runs in the training env (torch, transformers); the
 filtering and rewriting are pure Python.
 """
