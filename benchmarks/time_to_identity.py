@@ -4,8 +4,8 @@
       [--config NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] ...] [--out DIR]
 
 Each config is one fresh `python -m persona.train.pipeline` run (the training env) of the card; the
-baseline (no general-skill replay) runs beside the others in the same invocation. After each
-run the merged model answers, greedily through its own chat template:
+baseline (today's default) runs beside the others in the same invocation. After each run the
+merged model answers, greedily through its own chat template:
   identity   the held-out identity questions (persona/identity/heldout.py, worded unlike any
              training phrasing), judged by the evals' checks, in the language asked;
   leakage    per language, the unrelated yardstick (persona/identity/unrelated.py), the evals'
@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-# The baseline first: the float32 training every CPU ran before bfloat16 autocast.
-DEFAULT_CONFIGS = ["float32:1:0.15:--precision float32", "default:1:0.15"]
+# The baseline first: the default recipe (float32 on CPU), then bfloat16 autocast beside it.
+DEFAULT_CONFIGS = ["default:1:0.15", "bfloat16:1:0.15:--precision bfloat16"]
 FIRST_SENTENCE = re.compile(r"^.*?(?:[.!?。！？](?=\s|$)|\n|$)", re.S)
 
 
