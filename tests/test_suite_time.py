@@ -22,7 +22,7 @@ def test_the_summary_counts_and_the_slowest_tests_per_file():
     assert parsed["pytest_s"] == 3301.25
     assert parsed["counts"] == {"passed": 848, "deselected": 2}
     assert [item["phase"] for item in parsed["slowest"]] == ["setup", "call", "call", "teardown"]
-    assert parsed["slowest"][2]["test"] == "tests/test_serve_load.py::test_malformed_requests_in_the_load_get_4xx[x"
+    assert parsed["slowest"][2]["test"] == "tests/test_serve_load.py::test_malformed_requests_in_the_load_get_4xx[x y]"
     assert parsed["slowest_by_file_s"] == {"tests/test_end_to_end.py": 1149.1,
                                            "tests/test_serve_load.py": 23.0,
                                            "tests/test_errors.py": 0.0}

@@ -191,9 +191,9 @@ def test_a_warmup_too_short_to_rise_is_no_warmup(tmp_path):
 def test_cpu_bfloat16_autocasts_the_body_and_keeps_the_head_and_weights_float32(tmp_path):
     # Both generated CPU configs, built by mmengine: float32 as before; bfloat16 multiplies in
     # bfloat16 (its gradient within bfloat16's rounding of float32's) while the output head,
-    # the loss, the weights and the update stay float32. The pipeline trains float32 unless asked, and takes
-    # bfloat16 only where the CPU multiplies it natively (/proc/cpuinfo, read here apart from
-    # torch).
+    # the loss, the weights and the update stay float32. The pipeline trains float32 unless
+    # asked, and takes bfloat16 only where the CPU multiplies it natively (/proc/cpuinfo, read
+    # here apart from torch).
     paths = []
     for precision in ("float32", "bfloat16"):
         paths.append(tmp_path / f"{precision}.py")

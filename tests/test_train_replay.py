@@ -109,7 +109,7 @@ def test_the_embedded_base_answers_come_with_persona(tmp_path, monkeypatch):
     # today's prompt set: its cache key names the shipped file, and nothing is generated.
     base = str(base_models.resolve("smollm2-135m-instruct"))
     prompts, _ = split_prompts()
-    shipped = replay.shipped_answers(base, prompts)
+    _, shipped = replay.answer_files(base, prompts)
     assert shipped.is_file(), (f"{shipped.name}: the prompt set or the base changed; generate "
                                "the answers once and ship the new cache file")
     monkeypatch.setenv("PERSONA_HOME", str(tmp_path))

@@ -18,9 +18,10 @@ from mmengine.optim import OptimWrapper
 
 
 def float32_head(model: torch.nn.Module) -> None:
-    """The output head computes in float32 under the autocast: bfloat16 logits (about 20 in
-    size, rounded to 0.06-0.125) blur the loss' gradient, and a persona trained that way lost
-    Chinese identity answers. Once per model."""
+    """The output head computes in float32 under the autocast. With bfloat16 logits (8 bits:
+    one between 16 and 32 is a multiple of 0.125) a persona trained on the default card failed
+    the Chinese identity gate, and with this head it passed (one run each, docs/training.md).
+    Once per model."""
     llm = getattr(model, "llm", model)  # XTuner's SupervisedFinetune holds the causal LM
     head = llm.get_output_embeddings() if hasattr(llm, "get_output_embeddings") else None
     if head is None or getattr(head, "_persona_float32", False):

@@ -62,7 +62,7 @@ class TrainOptions(BaseModel):
     prompt_template: str = "qwen_chat"  # XTuner's PROMPT_TEMPLATE name; the base preset's
     save_steps: int = _flag(20, "a resumable checkpoint every this many steps (default: 20)")
     save_total_limit: int = 2  # checkpoints kept
-    device: str = "cpu"  # cpu: OptimWrapper (with bfloat16 autocast); cuda: AMP, CUDA NF4
+    device: str = "cpu"  # cpu: OptimWrapper (autocast when bfloat16); cuda: AMP, CUDA NF4
     # cuda: the AMP and 4-bit compute dtype. cpu: bfloat16 = the matrix products but the
     # output head's under bfloat16 autocast (train/cpu_autocast.py), weights, 4-bit compute and
     # optimizer in float32. The pipeline resolves auto (train/pipeline.py): float32 on cpu,

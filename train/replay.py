@@ -80,12 +80,13 @@ def _cache_key(base: str, prompts: list[dict], max_new_tokens: int) -> str:
     return digest.hexdigest()[:16]
 
 
-def shipped_answers(base: str, prompts: list[dict], max_new_tokens: int = 128) -> Path:
-    """Where persona ships the answers of a base it embeds (they need not be generated again on
-    every machine: the same model, greedy). The file is that base's cache file, as written by
-    base_answers on the machine that generated it; its name is the cache key, so a changed
-    prompt set or base misses it and generates."""
-    return SHIPPED / f"{_cache_key(base, prompts, max_new_tokens)}.json"
+def answer_files(base: str, prompts: list[dict], max_new_tokens: int = 128) -> tuple[Path, Path]:
+    """The cache file of these answers, and where persona ships them for a base it embeds (they
+    need not be generated again on every machine: the same model, greedy). Both are named by
+    the cache key: a shipped file is a cache file as base_answers wrote it on the machine that
+    generated it, so a changed prompt set or base misses it and generates."""
+    name = f"{_cache_key(base, prompts, max_new_tokens)}.json"
+    return paths.home() / "replay" / name, SHIPPED / name
 
 
 def base_answers(base: str, prompts: list[dict], max_new_tokens: int = 128,
@@ -93,8 +94,7 @@ def base_answers(base: str, prompts: list[dict], max_new_tokens: int = 128,
     """The base's greedy answers to [{lang, prompt}], from the cache or the shipped answers
     when either has them. `trust_remote_code`: only where the base's preset or the card
     declares it."""
-    cache = paths.home() / "replay" / f"{_cache_key(base, prompts, max_new_tokens)}.json"
-    shipped = shipped_answers(base, prompts, max_new_tokens)
+    cache, shipped = answer_files(base, prompts, max_new_tokens)
     for found, where in ((cache, "the cache"), (shipped, "the answers shipped with persona")):
         if found.exists():
             log(f"replay: {len(prompts)} base answers from {where} ({found.name})")

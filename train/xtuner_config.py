@@ -299,8 +299,8 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "base_model": _py(str(base_model)),
         "trust_remote_code": bool(trust_remote_code),
         "method": _py(options.method),
-        # CPU: weights and 4-bit compute in float32 (bfloat16 dequantising measured slower);
-        # bfloat16 comes from the optimizer wrapper's autocast
+        # CPU: weights and 4-bit compute in float32 (bfloat16 dequantising was slower in a trial
+        # by hand, not kept); bfloat16 products come from the optimizer wrapper's autocast
         "torch_dtype": "torch.float32" if cpu else f"torch.{options.dtype}",
         "data_path": _py(str(data_path)),
         "max_length": options.max_length,
