@@ -13,6 +13,9 @@ RUN/
   refine/            `persona train --refine`: the last short pass from the finished adapter on
                      the user's corrections: data.json (what it trained on), xtuner_config.py,
                      work/ (its checkpoints and train.log); removed when a training replaces it
+  prefer/            `--preference-beta`: the ORPO pass after training, from its adapter:
+                     pairs.json, xtuner_config.py, work/ (its checkpoints and train.log);
+                     removed when a training replaces it
   merged.partial/    a merge in progress, renamed to merged/ once its template checks out
   merged/            base + adapter (safetensors), training chat template, eos = <|im_end|>
   loss_curve.png     the training loss by step
@@ -175,6 +178,26 @@ class RunFolder:
         return self.refine_work / "train.log"
 
     @property
+    def prefer(self) -> Path:
+        return self.root / "prefer"
+
+    @property
+    def prefer_data(self) -> Path:
+        return self.prefer / "pairs.json"
+
+    @property
+    def prefer_config(self) -> Path:
+        return self.prefer / "xtuner_config.py"
+
+    @property
+    def prefer_work(self) -> Path:
+        return self.prefer / "work"
+
+    @property
+    def prefer_log(self) -> Path:
+        return self.prefer_work / "train.log"
+
+    @property
     def merged(self) -> Path:
         return self.root / "merged"
 
@@ -223,7 +246,7 @@ class RunFolder:
         return self.adapter_config.is_file()
 
     def last_checkpoint(self, work: Path | None = None) -> Path | None:
-        """XTuner's newest checkpoint in `work` (the training's work/, or refine/work/): the one
+        """XTuner's newest checkpoint in `work` (the training's work/, refine/work/ or prefer/work/): the one
         its pointer names, else the highest iter_N.pth; never a file outside that folder
         (resuming and converting unpickle it: only the run's own checkpoints)."""
         work = self.work if work is None else work

@@ -73,6 +73,11 @@ class TrainOptions(BaseModel):
                 "on CUDA, float16 where the GPU lacks it. bfloat16 on CPU: autocast, where the "
                 "CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) (default: auto)")
     lean_model: bool | None = None
+    # After training, an ORPO pass from its adapter (train/step_prefer.py); 0 = none.
+    preference_beta: float = _flag(
+        0.0, "after training, a short preference pass (ORPO) that pushes the persona's "
+             "introduction away from everyday questions, with this weight on its odds-ratio "
+             "term, e.g. 0.25; 0 for none (default: 0)")
 
     def __init__(self, **values: Any) -> None:
         # pydantic wraps a validator's ValueError in a report; users get the message alone
@@ -97,6 +102,12 @@ class TrainOptions(BaseModel):
             raise ValueError(f"max_steps {self.max_steps}: must be at least 1")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr {self.lr}: must be between 0 and 1 (e.g. 2e-4)")
+        if not 0 <= self.preference_beta <= 10:
+            raise ValueError(f"preference_beta {self.preference_beta}: between 0 (no preference "
+                             "pass) and 10, e.g. 0.25")
+        if self.preference_beta and self.method == "full":
+            raise ValueError("preference_beta: the preference pass trains a LoRA adapter; "
+                             "method 'full' has none (use qlora or lora, or leave it at 0)")
         self._check_device()
         if self.lean_model is None:
             self.lean_model = self.device == "cuda"

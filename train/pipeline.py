@@ -17,6 +17,8 @@ which also documents its layout) and what it needs:
   train     xtuner train, resumed where it can be           (step_train.py)
             or, with --refine, a short pass from the finished adapter on the corrections
                                                             (step_refine.py)
+  prefer    with --preference-beta, after train: an ORPO pass from the trained adapter
+                                                            (step_prefer.py)
   convert   xtuner convert pth_to_hf                        (step_merge.py)
   merge     xtuner convert merge, the training chat template (step_merge.py)
   verify    greedy answers of the merged model              (step_verify.py)
@@ -49,6 +51,7 @@ from persona.train.progress import PipelineError, Stopwatch, say
 from persona.train.step_data import build_data, configure, given_data
 from persona.train.step_manifest import write_manifest
 from persona.train.step_merge import convert, merge, refuse_undeclared_code
+from persona.train.step_prefer import prefer
 from persona.train.step_refine import refine
 from persona.train.step_train import Trained, earlier, train
 from persona.train.step_verify import verify
@@ -129,12 +132,16 @@ def trained_now(run: RunFolder, card: PersonaCard, base: str, args: argparse.Nam
                 samples: list | None, options: TrainOptions, xtuner: XTuner,
                 clock: Stopwatch) -> Trained:
     """The data and train steps for a new or resumed run."""
-    run.remove(run.refine)  # a pass from the adapter this training replaces
+    run.remove(run.refine)  # passes from the adapter this training replaces
+    run.remove(run.prefer)
     stats = data(run, card, base, args, samples, options.seed)
     configure(run, card, base, options)
     clock.lap("data")
     trained = train(run, options, stats, xtuner)
     clock.lap("train")
+    if options.preference_beta:
+        trained = prefer(run, card, base, options, trained, xtuner)
+        clock.lap("prefer")
     return trained
 
 

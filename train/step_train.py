@@ -104,10 +104,12 @@ def earlier(run: RunFolder) -> Trained:
     stats = run.read_manifest().get("dataset")
     if stats is None and run.stats.is_file():  # a merge stopped after the manifest was removed
         stats = read_json(run.stats)
-    # The weights the stats describe: a finished --refine pass's, or the training's
+    # The weights the stats describe: a finished --refine pass's, else the preference pass's
+    # where the options ask for one, else the training's
     refined = ((stats or {}).get("corrections") or {}).get("refined")
     checkpoint = (final_checkpoint(run, run.refine_work, run.refine_log) if refined
-                  else final_checkpoint(run))
+                  else final_checkpoint(run, run.prefer_work, run.prefer_log)
+                  if options.get("preference_beta") else final_checkpoint(run))
     if not run.options.is_file():  # a run from before options.json: convert removes the manifest
         run.write_options(options)
     return Trained(checkpoint, options, stats)

@@ -39,12 +39,8 @@ from peft import LoraConfig
 from torch.optim import AdamW
 from transformers import BitsAndBytesConfig
 
-${autocast_import}from persona.train.cpu_patches import build_model, load_dataset, load_llm, load_tokenizer
-from persona.train.warmup import Warmup
-${lean_import}from xtuner.dataset import process_hf_dataset
-from xtuner.dataset.collate_fns import default_collate_fn
-from xtuner.dataset.map_fns import template_map_fn_factory
-from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
+${autocast_import}${builder_import}from persona.train.warmup import Warmup
+${lean_import}${data_imports}from xtuner.engine.hooks import DatasetInfoHook, EvaluateChatHook
 from xtuner.engine.runner import TrainLoop
 from xtuner.utils import PROMPT_TEMPLATE
 
@@ -90,7 +86,7 @@ evaluation_max_new_tokens = 40
 #                      PART 2  Model & Tokenizer                      #
 #######################################################################
 tokenizer = dict(
-    type=load_tokenizer,
+    type=$tokenizer_builder,
     pretrained_model_name_or_path=pretrained_model_name_or_path,
     trust_remote_code=trust_remote_code,
     padding_side="right",
@@ -111,29 +107,7 @@ $lora)
 #######################################################################
 #                      PART 3  Dataset & Dataloader                   #
 #######################################################################
-train_dataset = dict(
-    type=process_hf_dataset,
-    dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_path)),
-    tokenizer=tokenizer,
-    max_length=max_length,
-    dataset_map_fn=None,  # the JSON is already in XTuner's conversation format
-    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
-    remove_unused_columns=True,
-    shuffle_before_pack=True,
-    pack_to_max_length=pack_to_max_length,
-    use_varlen_attn=False,
-    map_num_proc=1,  # a few hundred samples: worker processes cost more than they save
-)
-
-train_dataloader = dict(
-    batch_size=batch_size,
-    num_workers=dataloader_num_workers,
-    dataset=train_dataset,
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
-)
-
-#######################################################################
+${data_section}#######################################################################
 #                    PART 4  Scheduler & Optimizer                    #
 #######################################################################
 optim_wrapper = dict(
@@ -147,9 +121,7 @@ $schedule
 #######################################################################
 #                           PART 5  Runtime                           #
 #######################################################################
-custom_hooks = [
-    dict(type=DatasetInfoHook, tokenizer=tokenizer),
-]
+custom_hooks = [$dataset_info_hook]
 if evaluation_inputs:
     custom_hooks.append(
         dict(
@@ -194,6 +166,67 @@ resume = False
 randomness = dict(seed=$seed, deterministic=False)
 log_processor = dict(by_epoch=False)
 ''')
+
+SFT_BUILDERS = "from persona.train.cpu_patches import build_model, load_dataset, load_llm, load_tokenizer\n"
+PREFERENCE_BUILDERS = ("from persona.train.cpu_patches import load_dataset, load_llm\n"
+                       "from persona.train.preference import build_orpo, load_chatml_tokenizer\n")
+SFT_IMPORTS = ("from xtuner.dataset import process_hf_dataset\n"
+               "from xtuner.dataset.collate_fns import default_collate_fn\n"
+               "from xtuner.dataset.map_fns import template_map_fn_factory\n")
+PREFERENCE_IMPORTS = ("from xtuner.dataset.collate_fns.preference_collate_fn import preference_collate_fn\n"
+                      "from xtuner.dataset.preference_dataset import build_preference_dataset, intel_orca_dpo_map_fn\n")
+
+SFT_DATA = '''\
+train_dataset = dict(
+    type=process_hf_dataset,
+    dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_path)),
+    tokenizer=tokenizer,
+    max_length=max_length,
+    dataset_map_fn=None,  # the JSON is already in XTuner's conversation format
+    template_map_fn=dict(type=template_map_fn_factory, template=prompt_template),
+    remove_unused_columns=True,
+    shuffle_before_pack=True,
+    pack_to_max_length=pack_to_max_length,
+    use_varlen_attn=False,
+    map_num_proc=1,  # a few hundred samples: worker processes cost more than they save
+)
+
+train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=dataloader_num_workers,
+    dataset=train_dataset,
+    sampler=dict(type=DefaultSampler, shuffle=True),
+    collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
+)
+
+'''
+
+PREFERENCE_DATA = '''\
+# Preference pairs {system, question, chosen, rejected} (train/preference.py), rendered with the
+# tokenizer's chat template (the training ChatML), one pair = two padded sequences
+train_dataset = dict(
+    type=build_preference_dataset,
+    dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_path)),
+    tokenizer=tokenizer,
+    max_length=max_length,
+    dataset_map_fn=intel_orca_dpo_map_fn,  # {system, question, chosen, rejected} -> messages
+    is_dpo=True,
+    is_reward=False,
+    reward_token_id=-1,
+    num_proc=1,
+    use_varlen_attn=False,
+    shuffle_before_pack=True,
+)
+
+train_dataloader = dict(
+    batch_size=batch_size,  # pairs
+    num_workers=dataloader_num_workers,
+    dataset=train_dataset,
+    sampler=dict(type=DefaultSampler, shuffle=True),
+    collate_fn=dict(type=preference_collate_fn, use_varlen_attn=False),
+)
+
+'''
 
 QUANTIZATION = '''\
         quantization_config=dict(
@@ -283,10 +316,13 @@ train_cfg = dict(type=TrainLoop, max_iters=max_iters)
 
 def render_config(persona_id: str, base_model: str | Path, data_path: str | Path,
                   options: TrainOptions, evaluation_inputs: list[str] = (),
-                  trust_remote_code: bool = False, start_adapter: Path | None = None) -> str:
+                  trust_remote_code: bool = False, start_adapter: Path | None = None,
+                  preference_beta: float | None = None) -> str:
     """The config file's text. `evaluation_inputs` are only used when options.eval_chat;
     `trust_remote_code` only when the base's preset or the card declares it; `start_adapter`:
-    a LoRA adapter folder whose weights training starts from (train/start_adapter.py)."""
+    a LoRA adapter folder whose weights training starts from (train/start_adapter.py);
+    `preference_beta`: train XTuner's ORPO on preference pairs (train/preference.py) with this
+    weight on the odds-ratio term, instead of supervised fine-tuning on conversations."""
     if start_adapter is not None and options.method == "full":
         raise ValueError("a full fine-tune has no LoRA adapter to start from")
     cpu = options.device == "cpu"
@@ -327,8 +363,7 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
                             if autocast_cpu else ""),
         "amp_options": "" if cpu else f'    loss_scale="dynamic",\n    dtype="{options.dtype}",\n',
         "lean_import": "from persona.train.lean_model import build_lean_model\n" if options.lean_model else "",
-        "model_builder": ("build_lean_model," if options.lean_model else
-                          "build_model,  # xtuner.model.SupervisedFinetune, after the patches"),
+        **_objective(options, preference_beta),
         "lean_options": LEAN_OPTIONS if options.lean_model else "",
         "start_adapter": "" if start_adapter is None else (
             f"    start_adapter={_py(str(start_adapter))},  # the LoRA weights training starts from\n"),
@@ -338,6 +373,24 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "seed": options.seed,
     }
     return CONFIG.substitute(values)
+
+
+def _objective(options: TrainOptions, preference_beta: float | None) -> dict[str, str]:
+    """The model, tokenizer and data parts of the config: supervised fine-tuning on
+    conversations, or ORPO on preference pairs."""
+    if preference_beta is None:
+        return {"model_builder": ("build_lean_model," if options.lean_model else
+                                  "build_model,  # xtuner.model.SupervisedFinetune, after the patches"),
+                "builder_import": SFT_BUILDERS, "tokenizer_builder": "load_tokenizer",
+                "data_imports": SFT_IMPORTS, "data_section": SFT_DATA,
+                "dataset_info_hook": "\n    dict(type=DatasetInfoHook, tokenizer=tokenizer),\n"}
+    if options.lean_model:
+        raise ValueError("a preference pass has no lean model (its chunked loss is supervised only)")
+    return {"model_builder": (f"build_orpo,  # xtuner.model.orpo.ORPO, after the patches\n"
+                              f"    beta={preference_beta!r},  # weight of the odds-ratio term"),
+            "builder_import": PREFERENCE_BUILDERS, "tokenizer_builder": "load_chatml_tokenizer",
+            "data_imports": PREFERENCE_IMPORTS, "data_section": PREFERENCE_DATA,
+            "dataset_info_hook": ""}
 
 
 def _py(value) -> str:
