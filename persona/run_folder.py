@@ -14,8 +14,9 @@ RUN/
                      the user's corrections: data.json (what it trained on), xtuner_config.py,
                      work/ (its checkpoints and train.log); removed when a training replaces it
   prefer/            `--preference-beta`: the ORPO pass after training, from its adapter:
-                     pairs.json, xtuner_config.py, work/ (its checkpoints and train.log);
-                     removed when a training replaces it
+                     pairs.json, xtuner_config.py, work/ (its checkpoints and train.log),
+                     pass.json (what the manifest records of it); removed when a training
+                     replaces it
   merged.partial/    a merge in progress, renamed to merged/ once its template checks out
   merged/            base + adapter (safetensors), training chat template, eos = <|im_end|>
   loss_curve.png     the training loss by step
@@ -188,6 +189,10 @@ class RunFolder:
     @property
     def prefer_config(self) -> Path:
         return self.prefer / "xtuner_config.py"
+
+    @property
+    def prefer_record(self) -> Path:
+        return self.prefer / "pass.json"
 
     @property
     def prefer_work(self) -> Path:

@@ -118,10 +118,14 @@ def test_the_pass_trains_orpo_from_the_trained_adapter_and_only_merge_takes_its_
     assert preferred.stats["samples"] == 100
     assert preferred.stats["preference"]["pairs"] == len(pairs)
     assert preferred.stats["preference"]["steps"] == 3
-    # --only-merge converts the pass's checkpoint when the run's options ask for the pass
+    # --only-merge converts the pass's checkpoint when the run's options ask for the pass, and
+    # its manifest records the pass even where the stats are rebuilt (the manifest went first)
     assert earlier(run).checkpoint.name == "iter_520.pth"
     run.write_options(options.model_dump())
-    assert earlier(run).checkpoint == run.prefer_work / "iter_3.pth"
+    run.remove(run.manifest)
+    merged = earlier(run)
+    assert merged.checkpoint == run.prefer_work / "iter_3.pth"
+    assert merged.stats["preference"] == preferred.stats["preference"]
 
 
 def test_preference_beta_is_a_weight_and_needs_lora():

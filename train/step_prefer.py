@@ -61,8 +61,10 @@ def prefer(run: RunFolder, card: PersonaCard, base: str, options: TrainOptions,
     announce(settings, run.prefer_log)
     checkpoint = xtuner_train(run, run.prefer_config, run.prefer_work, run.prefer_log, xtuner)
     curve = loss_curve(run.prefer_log)
-    stats = {**(trained.stats or {}), "preference": {
-        "pairs": len(pairs), "steps": checkpoint_step(checkpoint), "beta": options.preference_beta,
-        "lr": settings.lr, "final_loss": curve[-1]["loss"] if curve else None,
-        "data": run.relative(run.prefer_data)}}
-    return Trained(checkpoint, trained.options, stats, trained.resumed_from)
+    record = {"pairs": len(pairs), "steps": checkpoint_step(checkpoint),
+              "beta": options.preference_beta, "lr": settings.lr,
+              "final_loss": curve[-1]["loss"] if curve else None,
+              "data": run.relative(run.prefer_data)}
+    write_json(run.prefer_record, record)  # for a later --only-merge, whose stats are rebuilt
+    return Trained(checkpoint, trained.options, {**(trained.stats or {}), "preference": record},
+                   trained.resumed_from)

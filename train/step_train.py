@@ -107,9 +107,12 @@ def earlier(run: RunFolder) -> Trained:
     # The weights the stats describe: a finished --refine pass's, else the preference pass's
     # where the options ask for one, else the training's
     refined = ((stats or {}).get("corrections") or {}).get("refined")
+    preferred = options.get("preference_beta") and not refined
     checkpoint = (final_checkpoint(run, run.refine_work, run.refine_log) if refined
-                  else final_checkpoint(run, run.prefer_work, run.prefer_log)
-                  if options.get("preference_beta") else final_checkpoint(run))
+                  else final_checkpoint(run, run.prefer_work, run.prefer_log) if preferred
+                  else final_checkpoint(run))
+    if preferred and run.prefer_record.is_file():
+        stats = {**(stats or {}), "preference": read_json(run.prefer_record)}
     if not run.options.is_file():  # a run from before options.json: convert removes the manifest
         run.write_options(options)
     return Trained(checkpoint, options, stats)
