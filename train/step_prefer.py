@@ -18,7 +18,7 @@ from persona.train.xtuner_config import render_config
 from persona.train.xtuner_log import loss_curve
 from persona.train.xtuner_run import XTuner
 
-# docs/training.md, "Fifth round": a step is 4 pairs (8 padded sequences, 5-7 s on 2 CPU cores),
+# docs/training.md, "Fifth round": a step is 4 pairs (8 padded sequences, 5-8 s on 2 CPU cores),
 # so the pass is a few hundred pairs (512 here: 128 steps) rather than the whole training set.
 PAIRS_PER_STEP = 4
 PLAIN_PER_LANG = 80  # everyday pairs per language, drawn from the training's own
