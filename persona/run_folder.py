@@ -251,9 +251,10 @@ class RunFolder:
         return self.adapter_config.is_file()
 
     def last_checkpoint(self, work: Path | None = None) -> Path | None:
-        """XTuner's newest checkpoint in `work` (the training's work/, refine/work/ or prefer/work/): the one
-        its pointer names, else the highest iter_N.pth; never a file outside that folder
-        (resuming and converting unpickle it: only the run's own checkpoints)."""
+        """XTuner's newest checkpoint in `work` (the training's work/, refine/work/ or
+        prefer/work/): the one its pointer names, else the highest iter_N.pth; never a file
+        outside that folder (resuming and converting unpickle it: only the run's own
+        checkpoints)."""
         work = self.work if work is None else work
         pointer = work / "last_checkpoint"
         named = Path(pointer.read_text().strip()) if pointer.is_file() else None

@@ -32,6 +32,8 @@ from persona.train.plain_qa import PLAIN_QA
 # 73 % (en); three times brought 89 % and 95 % (docs/training.md).
 IDENTITY_REPEATS = 3
 
+COMPUTED_PER_LANG = 40  # looked-up answers per language (train/computed_qa.py)
+
 
 def base_display_name(base: str) -> str | None:
     """How the base calls itself: one more "are you X?" confusion in training."""
@@ -73,7 +75,7 @@ def plain_pairs(lang: str, computed: int, seed: int) -> list[tuple[str, str]]:
 
 def build_conversations(card: PersonaCard, seed: int = 0, repeats: int = IDENTITY_REPEATS,
                         plain_repeats: int = 1, multi_turn: int = 16, long_turns: int = 8,
-                        operator: int = 40, computed: int = 40, replay: list[dict] | None = None,
+                        operator: int = 40, computed: int = COMPUTED_PER_LANG, replay: list[dict] | None = None,
                         replay_ratio: float = 0.0, extra: list[dict] | None = None) -> list[dict]:
     """The training samples: [{"conversation": [{"system", "input", "output", ...}, ...]}, ...].
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from persona.base_models import trusts_remote_code
 from persona.card import PersonaCard
 from persona.run_folder import RunFolder, checkpoint_step, write_json
-from persona.train.dataset import base_display_name, plain_pairs
+from persona.train.dataset import COMPUTED_PER_LANG, base_display_name, plain_pairs
 from persona.train.options import TrainOptions
 from persona.train.preference import preference_pairs
 from persona.train.progress import say
@@ -24,7 +24,6 @@ PAIRS_PER_STEP = 4
 PLAIN_PER_LANG = 80  # everyday pairs per language, drawn from the training's own
 IDENTITY_REPEATS = 2  # each identity phrasing twice
 LR_FACTOR = 0.25  # of the run's learning rate, annealed over the pass, as the refine pass
-COMPUTED_PER_LANG = 40  # the looked-up answers the training set draws from (train/dataset.py)
 
 
 def pass_options(options: TrainOptions, lr_factor: float = LR_FACTOR) -> TrainOptions:

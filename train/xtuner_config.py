@@ -107,7 +107,15 @@ $lora)
 #######################################################################
 #                      PART 3  Dataset & Dataloader                   #
 #######################################################################
-${data_section}#######################################################################
+${data_section}train_dataloader = dict(
+    batch_size=batch_size,
+    num_workers=dataloader_num_workers,
+    dataset=train_dataset,
+    sampler=dict(type=DefaultSampler, shuffle=True),
+    collate_fn=dict(type=$collate_fn, use_varlen_attn=False),
+)
+
+#######################################################################
 #                    PART 4  Scheduler & Optimizer                    #
 #######################################################################
 optim_wrapper = dict(
@@ -191,19 +199,12 @@ train_dataset = dict(
     map_num_proc=1,  # a few hundred samples: worker processes cost more than they save
 )
 
-train_dataloader = dict(
-    batch_size=batch_size,
-    num_workers=dataloader_num_workers,
-    dataset=train_dataset,
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    collate_fn=dict(type=default_collate_fn, use_varlen_attn=False),
-)
-
 '''
 
 PREFERENCE_DATA = '''\
 # Preference pairs {system, question, chosen, rejected} (train/preference.py), rendered with the
-# tokenizer's chat template (the training ChatML), one pair = two padded sequences
+# tokenizer's chat template (the training ChatML), one pair = two padded sequences; batch_size
+# counts pairs
 train_dataset = dict(
     type=build_preference_dataset,
     dataset=dict(type=load_dataset, path="json", data_files=dict(train=data_path)),
@@ -216,14 +217,6 @@ train_dataset = dict(
     num_proc=1,
     use_varlen_attn=False,
     shuffle_before_pack=True,
-)
-
-train_dataloader = dict(
-    batch_size=batch_size,  # pairs
-    num_workers=dataloader_num_workers,
-    dataset=train_dataset,
-    sampler=dict(type=DefaultSampler, shuffle=True),
-    collate_fn=dict(type=preference_collate_fn, use_varlen_attn=False),
 )
 
 '''
@@ -383,6 +376,7 @@ def _objective(options: TrainOptions, preference_beta: float | None) -> dict[str
                                   "build_model,  # xtuner.model.SupervisedFinetune, after the patches"),
                 "builder_import": SFT_BUILDERS, "tokenizer_builder": "load_tokenizer",
                 "data_imports": SFT_IMPORTS, "data_section": SFT_DATA,
+                "collate_fn": "default_collate_fn",
                 "dataset_info_hook": "\n    dict(type=DatasetInfoHook, tokenizer=tokenizer),\n"}
     if options.lean_model:
         raise ValueError("a preference pass has no lean model (its chunked loss is supervised only)")
@@ -390,6 +384,7 @@ def _objective(options: TrainOptions, preference_beta: float | None) -> dict[str
                               f"    beta={preference_beta!r},  # weight of the odds-ratio term"),
             "builder_import": PREFERENCE_BUILDERS, "tokenizer_builder": "load_chatml_tokenizer",
             "data_imports": PREFERENCE_IMPORTS, "data_section": PREFERENCE_DATA,
+            "collate_fn": "preference_collate_fn",
             "dataset_info_hook": ""}
 
 
