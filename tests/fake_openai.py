@@ -51,8 +51,10 @@ def pieces(text: str, size: int = 3) -> list[str]:
 
 
 class FakeOpenAI:
+    TOKEN_DELAY_S = 0.03  # between streamed pieces, unless told otherwise
+
     def __init__(self, model: str = FAKE_MODEL, api_key: str | None = None,
-                 token_delay_s: float = 0.03, port: int = 0):
+                 token_delay_s: float = TOKEN_DELAY_S, port: int = 0):
         self.model = model
         self.api_key = api_key
         self.token_delay_s = token_delay_s

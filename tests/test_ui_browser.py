@@ -70,6 +70,7 @@ def fake(fake_server):
         fake_server.start()
     fake_server.mode = "echo"
     fake_server.extra_models = []
+    fake_server.token_delay_s = FakeOpenAI.TOKEN_DELAY_S
     return fake_server
 
 
@@ -145,6 +146,9 @@ def test_greets_by_the_cards_name(chat):
 
 
 def test_streams_answers_and_sends_the_whole_history(chat, fake):
+    # Slowly: Chainlit shows the Stop button (the sign that a reply is running) only once the
+    # new thread is stored, which under load came after the whole 0.4 s echo had streamed.
+    fake.token_delay_s = 0.3
     chat.send("你是谁")
     partial = chat.partial_reply()
     chat.wait_reply()
@@ -154,6 +158,7 @@ def test_streams_answers_and_sends_the_whole_history(chat, fake):
     assert first.startswith(partial) and partial != first
     chat.screenshot("first-answer")
 
+    fake.token_delay_s = FakeOpenAI.TOKEN_DELAY_S
     second = chat.ask("Who made you?")
     assert second == answer_for([user("你是谁"), assistant(first), user("Who made you?")])
     assert fake.received[-1] == [SYSTEM, user("你是谁"), assistant(first), user("Who made you?")]

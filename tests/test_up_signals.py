@@ -1,7 +1,7 @@
 """Nothing of `persona up` is left running, however it is stopped: Ctrl-C twice in quick
 succession, SIGTERM, SIGHUP (its terminal closed), SIGKILL. Real processes: vLLM (its API
-process and the engine core it starts) and Chainlit, on an already trained run (never trained
-here: PERSONA_TEST_RUN, else the default card's run in the cache; skipped without one).
+process and the engine core it starts) and Chainlit, on the session's trained run (conftest's
+`trained_run`: the default card trained once per session, or PERSONA_TEST_RUN).
 
 A process "of the run" is any descendant of `persona up` seen while it served, any process in
 their process groups, and any process whose command line names the test's own run folder or
@@ -23,7 +23,7 @@ import pytest
 import yaml
 from conftest import as_from_a_shell, wait_for
 
-from persona.paths import REPO_ROOT, env_dir, model_dir, run_dir
+from persona.paths import REPO_ROOT, env_dir, model_dir
 from persona.run_folder import RunFolder
 from persona.services import free_port, members, stop, wait_http
 
@@ -33,18 +33,11 @@ pytestmark = [pytest.mark.slow,
                                  reason="needs the serve env: `persona setup`")]
 
 
-def _source() -> RunFolder | None:
-    run = RunFolder.at(os.environ.get("PERSONA_TEST_RUN") or run_dir("xiaocong"))
-    return run if run.finished() else None
-
-
 @pytest.fixture(scope="module")
-def served(tmp_path_factory) -> tuple[Path, Path]:
-    """(card, run): a finished run's manifest and a link to its merged model in a folder of this
-    test's own (what `up` writes there, the marker and lock, stays out of the real run)."""
-    source = _source()
-    if source is None:
-        pytest.skip("no finished run: set PERSONA_TEST_RUN (this test never trains)")
+def served(trained_run, tmp_path_factory) -> tuple[Path, Path]:
+    """(card, run): the session's run's manifest and a link to its merged model in a folder of
+    this test's own (what `up` writes there, the marker and lock, stays out of the real run)."""
+    source = RunFolder(trained_run)
     root = tmp_path_factory.mktemp("up-signals")
     run = RunFolder(root / "run")
     run.root.mkdir()
