@@ -1,0 +1,123 @@
+"""One QLoRA training step of the embedded base on the CPU, variants side by side, interleaved.
+
+  .venv/bin/python benchmarks/step_time.py [--steps 12] [--result FILE]
+
+Each variant is the model a default `persona train` builds (4-bit NF4 base with double
+quantisation loaded by train/cpu_patches.load_llm, peft's k-bit preparation, LoRA r=16 alpha=32
+on every projection), taking AdamW steps on one packed sequence of 256 tokens. The variants take
+their steps in turn (A B C A B C ...), so a machine that slows down during the run slows them
+all alike; the median step of each is printed. Runs in the training env, nothing else beside it.
+
+Variants:
+  dequantize-each-step  bitsandbytes' own 4-bit layers: each weight dequantized in the forward
+                        and again in the backward pass (the default before --dequant-cache)
+  default               the dequantized weights kept (train/dequant_cache.py): the same products
+  no-dropout            the default with lora_dropout 0 (a different training: its masks cost)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TOKENS = 256  # TrainOptions.max_length: one packed sequence per step
+VARIANTS = {"dequantize-each-step": {"dequant_cache": False, "lora_dropout": 0.05},
+            "default": {"dequant_cache": True, "lora_dropout": 0.05},
+            "no-dropout": {"dequant_cache": True, "lora_dropout": 0.0}}
+
+
+def build(base: str, dequant_cache: bool, lora_dropout: float):
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import BitsAndBytesConfig
+
+    from persona.train.cpu_patches import load_llm
+    from persona.train.options import TrainOptions
+
+    options = TrainOptions()
+    quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32,
+                                      bnb_4bit_use_double_quant=True, bnb_4bit_quant_type="nf4")
+    llm = load_llm(pretrained_model_name_or_path=base, torch_dtype=torch.float32,
+                   quantization_config=quantization, dequant_cache=dequant_cache)
+    llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
+    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=lora_dropout,
+                      target_modules=targets, task_type="CAUSAL_LM")
+    model = get_peft_model(llm, lora).train()
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+    return model, optimizer
+
+
+def inside(args: argparse.Namespace) -> dict:
+    """In the training env: the interleaved steps; returns the result."""
+    import torch
+
+    from persona.paths import model_dir
+
+    base = str(model_dir("smollm2-135m-instruct"))
+    torch.manual_seed(0)
+    ids = torch.randint(0, 49152, (1, TOKENS))
+    models = {name: build(base, **variant) for name, variant in VARIANTS.items()}
+    seconds: dict[str, list[float]] = {name: [] for name in models}
+    for step in range(args.steps + 1):  # step 0 of each warms up, not counted
+        for name, (model, optimizer) in models.items():
+            start = time.perf_counter()
+            model(input_ids=ids, labels=ids).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+            if step:
+                seconds[name].append(time.perf_counter() - start)
+        print(f"step {step}/{args.steps}: " + "  ".join(
+            f"{name} {s[-1]:.2f} s" for name, s in seconds.items() if s), flush=True)
+    baseline = statistics.median(seconds["dequantize-each-step"])
+    return {"tokens_per_step": TOKENS, "steps_each": args.steps, "threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "variants": {name: {**VARIANTS[name], "median_s": round(statistics.median(s), 3),
+                                "min_s": round(min(s), 3), "max_s": round(max(s), 3),
+                                "vs_dequantize_each_step": round(statistics.median(s) / baseline, 3)}
+                         for name, s in seconds.items()}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--steps", type=int, default=12, help="measured steps per variant")
+    parser.add_argument("--result", type=Path, help="write the result JSON here")
+    parser.add_argument("--inside", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.inside:
+        print("RESULT " + json.dumps(inside(args)), flush=True)
+        return
+    from persona import envs
+
+    command = [str(envs.python("train")), __file__, "--inside", "--steps", str(args.steps)]
+    process = subprocess.run(command, cwd=ROOT, env=envs.command_env("train"), text=True,
+                             stdout=subprocess.PIPE)
+    if process.returncode != 0:
+        sys.exit(f"step_time: the training env's run failed (exit {process.returncode})")
+    lines = process.stdout.splitlines()
+    print("\n".join(line for line in lines if not line.startswith("RESULT ")))
+    result = json.loads(next(line for line in lines if line.startswith("RESULT "))[7:])
+    result = {"command": "benchmarks/step_time.py " + " ".join(argv or sys.argv[1:]),
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "cpus": os.cpu_count(), "machine": platform.machine(), **result}
+    print(f"\n{'variant':22} {'median s/step':>14} {'vs before':>10}")
+    for name, row in result["variants"].items():
+        print(f"{name:22} {row['median_s']:14.3f} {row['vs_dequantize_each_step']:10.3f}")
+    if args.result:
+        args.result.parent.mkdir(parents=True, exist_ok=True)
+        args.result.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
