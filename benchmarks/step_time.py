@@ -9,10 +9,8 @@ their steps in turn (A B C A B C ...), so a machine that slows down during the r
 all alike; the median step of each is printed. Runs in the training env, nothing else beside it.
 
 Variants:
-  dequantize-each-step  bitsandbytes' own 4-bit layers: each weight dequantized in the forward
-                        and again in the backward pass (the default before --dequant-cache)
-  default               the dequantized weights kept (train/dequant_cache.py): the same products
-  no-dropout            the default with lora_dropout 0 (a different training: its masks cost)
+  default     today's default (lora_dropout 0.05)
+  no-dropout  --lora-dropout 0: no random mask on LoRA's input (a different training)
 """
 
 from __future__ import annotations
@@ -32,12 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 TOKENS = 256  # TrainOptions.max_length: one packed sequence per step
-VARIANTS = {"dequantize-each-step": {"dequant_cache": False, "lora_dropout": 0.05},
-            "default": {"dequant_cache": True, "lora_dropout": 0.05},
-            "no-dropout": {"dequant_cache": True, "lora_dropout": 0.0}}
+VARIANTS = {"default": {"lora_dropout": 0.05}, "no-dropout": {"lora_dropout": 0.0}}
 
 
-def build(base: str, dequant_cache: bool, lora_dropout: float):
+def build(base: str, lora_dropout: float):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
@@ -49,7 +45,7 @@ def build(base: str, dequant_cache: bool, lora_dropout: float):
     quantization = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=torch.float32,
                                       bnb_4bit_use_double_quant=True, bnb_4bit_quant_type="nf4")
     llm = load_llm(pretrained_model_name_or_path=base, torch_dtype=torch.float32,
-                   quantization_config=quantization, dequant_cache=dequant_cache)
+                   quantization_config=quantization)
     llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
     targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=lora_dropout,
@@ -80,12 +76,12 @@ def inside(args: argparse.Namespace) -> dict:
                 seconds[name].append(time.perf_counter() - start)
         print(f"step {step}/{args.steps}: " + "  ".join(
             f"{name} {s[-1]:.2f} s" for name, s in seconds.items() if s), flush=True)
-    baseline = statistics.median(seconds["dequantize-each-step"])
+    baseline = statistics.median(seconds["default"])
     return {"tokens_per_step": TOKENS, "steps_each": args.steps, "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "variants": {name: {**VARIANTS[name], "median_s": round(statistics.median(s), 3),
                                 "min_s": round(min(s), 3), "max_s": round(max(s), 3),
-                                "vs_dequantize_each_step": round(statistics.median(s) / baseline, 3)}
+                                "vs_default": round(statistics.median(s) / baseline, 3)}
                          for name, s in seconds.items()}}
 
 
@@ -111,9 +107,9 @@ def main(argv: list[str] | None = None) -> None:
     result = {"command": "benchmarks/step_time.py " + " ".join(argv or sys.argv[1:]),
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "machine": platform.machine(), **result}
-    print(f"\n{'variant':22} {'median s/step':>14} {'vs before':>10}")
+    print(f"\n{'variant':12} {'median s/step':>14} {'vs default':>10}")
     for name, row in result["variants"].items():
-        print(f"{name:22} {row['median_s']:14.3f} {row['vs_dequantize_each_step']:10.3f}")
+        print(f"{name:12} {row['median_s']:14.3f} {row['vs_default']:10.3f}")
     if args.result:
         args.result.parent.mkdir(parents=True, exist_ok=True)
         args.result.write_text(json.dumps(result, indent=1) + "\n")

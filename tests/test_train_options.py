@@ -26,7 +26,7 @@ GIVEN = {"method": "lora", "epochs": 2, "max_steps": 7, "lr": 1e-4, "lora_r": 8,
          "max_length": 512, "batch_size": 2, "accumulative_counts": 4,
          "pack_to_max_length": False, "eval_chat": False, "seed": 7, "save_steps": 3,
          "lora_targets": "attention", "precision": "bfloat16", "preference_beta": 0.5,
-         "dequant_cache": False}
+         "lora_dropout": 0.1}
 
 
 def train_parser() -> argparse.ArgumentParser:
@@ -92,6 +92,10 @@ def test_bad_options_say_only_what_to_fix():
     assert str(refused.value) == "method 'dora': use qlora, lora, full"  # no validation report
     with pytest.raises(ValueError, match="^unknown training options: colour$"):
         resolve_options("smollm2-135m-instruct", {"colour": "red"})
+    for dropout in (-0.1, 1.0):
+        with pytest.raises(ValueError, match=rf"^lora_dropout {dropout}: between 0 \(none\) and 1"):
+            TrainOptions(lora_dropout=dropout)
+    assert TrainOptions(lora_dropout=0).lora_dropout == 0
 
 
 def _trained(tmp_path) -> RunFolder:

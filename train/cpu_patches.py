@@ -131,19 +131,11 @@ def load_tokenizer(**kwargs):
     return AutoTokenizer.from_pretrained(**kwargs)
 
 
-def load_llm(dequant_cache: bool = False, **kwargs):
-    """from_pretrained after the patches; with `dequant_cache`, on the CPU, its 4-bit layers keep
-    their dequantised weights between steps (train/dequant_cache.py)."""
+def load_llm(**kwargs):
     apply()
     from transformers import AutoModelForCausalLM
 
-    model = AutoModelForCausalLM.from_pretrained(**kwargs)
-    if dequant_cache and on_cpu():
-        from persona.train.dequant_cache import cache_dequantized
-
-        print(f"persona: {cache_dequantized(model)} 4-bit layers keep their dequantized weights "
-              f"(--no-dequant-cache dequantizes them twice a step instead)", flush=True)
-    return model
+    return AutoModelForCausalLM.from_pretrained(**kwargs)
 
 
 def load_dataset(**kwargs):

@@ -42,7 +42,7 @@ class TrainOptions(BaseModel):
     lr: float = _flag(2e-3, "learning rate (default: the preset's; 2e-5 for full)")
     lora_r: int = _flag(16, "LoRA rank (default: 16)")
     lora_alpha: int = _flag(32, "LoRA alpha (default: 32)")
-    lora_dropout: float = 0.05
+    lora_dropout: float = _flag(0.05, "dropout on LoRA's input (default: 0.05)")
     lora_targets: str = _flag(
         "all", "which linear layers get LoRA: all, or attention (the projections of q, k, v and "
                "the output; the MLPs, where most facts sit, stay as they are) (default: all)")
@@ -73,10 +73,6 @@ class TrainOptions(BaseModel):
                 "on CUDA, float16 where the GPU lacks it. bfloat16 on CPU: autocast, where the "
                 "CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) (default: auto)")
     lean_model: bool | None = None
-    dequant_cache: bool = _flag(
-        True, "CPU QLoRA: keep each frozen 4-bit weight dequantized between steps instead of "
-              "dequantizing it twice a step: the same products, faster, 4 bytes per weight more "
-              "memory (default: on)")
     # After training, an ORPO pass from its adapter (train/step_prefer.py); 0 = none.
     preference_beta: float = _flag(
         0.0, "after training, a short preference pass (ORPO) that pushes the persona's "
@@ -106,6 +102,8 @@ class TrainOptions(BaseModel):
             raise ValueError(f"max_steps {self.max_steps}: must be at least 1")
         if not 0 < self.lr < 1:
             raise ValueError(f"lr {self.lr}: must be between 0 and 1 (e.g. 2e-4)")
+        if not 0 <= self.lora_dropout < 1:
+            raise ValueError(f"lora_dropout {self.lora_dropout}: between 0 (none) and 1, e.g. 0.05")
         if not 0 <= self.preference_beta <= 10:
             raise ValueError(f"preference_beta {self.preference_beta}: between 0 (no preference "
                              "pass) and 10, e.g. 0.25")

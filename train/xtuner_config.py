@@ -234,12 +234,6 @@ QUANTIZATION = '''\
         ),
 '''
 
-# train/dequant_cache.py: on the CPU, bitsandbytes dequantizes every frozen 4-bit weight in the
-# forward and again in the backward pass of every step; each layer keeps it instead
-DEQUANT_CACHE = """\
-        dequant_cache=True,  # each 4-bit weight dequantized once, not twice a step
-"""
-
 LEAN_OPTIONS = """\
     # train/lean_model.py: SupervisedFinetune with a chunked cross-entropy (no full-vocabulary
     # float32 logits) and the frozen embedding and head kept in torch_dtype instead of float32
@@ -348,8 +342,7 @@ def render_config(persona_id: str, base_model: str | Path, data_path: str | Path
         "warmup_ratio": options.warmup_ratio,
         "evaluation_inputs": _py(list(evaluation_inputs) if options.eval_chat else []),
         "activation_checkpointing": options.activation_checkpointing,
-        "quantization": (QUANTIZATION if options.method == "qlora" else "") + (
-            DEQUANT_CACHE if cpu and options.method == "qlora" and options.dequant_cache else ""),
+        "quantization": QUANTIZATION if options.method == "qlora" else "",
         "lora": FULL if options.method == "full" else Template(LORA).substitute(
             lora_r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=options.lora_dropout,
             target_modules=TARGET_MODULES[options.lora_targets]),
