@@ -5,7 +5,7 @@
 Each variant is the model a default `persona train` builds (4-bit NF4 base with double
 quantisation loaded by train/cpu_patches.load_llm, peft's k-bit preparation, LoRA r=16 alpha=32
 on every projection), taking AdamW steps on one packed sequence of 256 tokens. The variants take
-their steps in turn (A B C A B C ...), so a machine that slows down during the run slows them
+their steps in turn (A B A B ...), so a machine that slows down during the run slows them
 all alike; the median step of each is printed. Runs in the training env, nothing else beside it.
 
 Variants:
