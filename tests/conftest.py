@@ -113,6 +113,18 @@ def persona_api(trained_run, default_card, card_path):
         yield Endpoint(url, key, default_card.id, card_path)
 
 
+def thumbs_down_cases(folder: Path) -> Path:
+    """What `persona feedback export` writes for a chat answer "你是谁？" voted down (asked with
+    no system prompt, so the name can come from the weights only)."""
+    from persona.feedback import CASES, Downvote, export
+
+    vote = Downvote(step_id="step-1", answer="我是一个AI助手。", comment="",
+                    messages=[{"role": "user", "content": "你是谁？"}])
+    cases, _ = export(load_card(DEFAULT_CARD), [vote])
+    (folder / "cases.json").write_bytes(CASES.dump_json(cases))
+    return folder / "cases.json"
+
+
 # Another process holding a run (claimed for the card id xiaocong): alone, as a training would,
 # or shared, as a server or an eval.
 HOLD_RUN = """import sys, time

@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+from conftest import thumbs_down_cases
 
 from persona.paths import REPO_ROOT
 
@@ -40,14 +41,22 @@ def test_answer_names_the_persona(persona_api, default_card, question, lang):
 
 
 def test_evals_pass_against_the_served_persona(persona_api, tmp_path):
+    """`pytest evals/` configured by environment, as a user's CI would run it, with the case a
+    thumbs-down in the chat exports: every category at or above its threshold, that case fixed.
+    (tests/test_eval_suite.py runs the suite by its flags, against the untuned base.)"""
     env = dict(os.environ, PERSONA_BASE_URL=persona_api.base_url, PERSONA_MODEL=persona_api.model,
                PERSONA_API_KEY=persona_api.api_key, PERSONA_CARD=str(persona_api.card_path),
-               PERSONA_EVAL_REPORT=str(tmp_path / "report"))
+               PERSONA_EVAL_REPORT=str(tmp_path / "report"),
+               PERSONA_FEEDBACK_CASES=str(thumbs_down_cases(tmp_path)))
     result = subprocess.run([sys.executable, "-m", "pytest", "evals", "-q", "-p", "no:cacheprovider"],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["categories"]["identity-zh"]["total"] > 0
+    assert report["categories"]["feedback"] == {**report["categories"]["feedback"], "passed": 1,
+                                                "total": 1}
+    assert all(row["rate"] >= row["threshold"] for row in report["categories"].values()
+               if row["threshold"] is not None)
 
 
 def test_merged_model_knows_itself_and_answers_the_rest_plainly(trained_run, default_card):

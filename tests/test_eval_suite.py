@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import DEFAULT_CARD, free_port
+from conftest import DEFAULT_CARD, free_port, thumbs_down_cases
 from fake_openai import FakeOpenAI
 
 from persona.evals.report import CHART
@@ -37,18 +37,6 @@ def run_suite(base_url: str, model: str, key: str, report: Path, *extra: str,
     output = result.stdout + result.stderr
     assert (report / "report.json").is_file(), f"the suite wrote no report:\n{output}"
     return result.returncode, output, json.loads((report / "report.json").read_text(encoding="utf-8"))
-
-
-def thumbs_down_cases(folder: Path) -> Path:
-    """What `persona feedback export` writes for a chat answer "你是谁？" voted down (asked with
-    no system prompt, so the name can come from the weights only)."""
-    from persona.feedback import CASES, Downvote, export
-
-    vote = Downvote(step_id="step-1", answer="我是一个AI助手。", comment="",
-                    messages=[{"role": "user", "content": "你是谁？"}])
-    cases, _ = export(load_card(DEFAULT_CARD), [vote])
-    (folder / "cases.json").write_bytes(CASES.dump_json(cases))
-    return folder / "cases.json"
 
 
 def failed_tests(output: str) -> set[str]:
@@ -151,15 +139,3 @@ def test_the_suite_fails_the_untuned_base(default_card, tmp_path):
     assert not {f"test_category[{category}]" for category in UNRELATED} & failed
     assert report["categories"]["control"]["rate"] == 1
     assert all(report["categories"][c]["rate"] < THRESHOLDS[c] for c in IDENTITY)
-
-
-@pytest.mark.slow
-def test_the_suite_passes_the_trained_persona(persona_api, tmp_path):
-    code, output, report = run_suite(persona_api.base_url, persona_api.model, persona_api.api_key,
-                                     tmp_path / "report", "--feedback-cases",
-                                     str(thumbs_down_cases(tmp_path)))
-    assert code == 0, output
-    assert report["categories"]["feedback"] == {**report["categories"]["feedback"], "passed": 1,
-                                                "total": 1}
-    assert all(row["rate"] >= row["threshold"] for row in report["categories"].values()
-               if row["threshold"] is not None)
