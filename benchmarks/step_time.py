@@ -3,8 +3,9 @@
   .venv/bin/python benchmarks/step_time.py [--steps 12] [--result FILE]
 
 Each variant is the model a default `persona train` builds (4-bit NF4 base with double
-quantisation loaded by train/cpu_patches.load_llm, peft's k-bit preparation, LoRA r=16 alpha=32
-on every projection), taking AdamW steps on one packed sequence of 256 tokens. The variants take
+quantisation loaded by train/cpu_patches.load_llm, peft's k-bit preparation, LoRA of the default
+rank on every linear layer XTuner picks), taking AdamW steps on one packed sequence of the
+default length (256 tokens). The variants take
 their steps in turn (A B A B ...), so a machine that slows down during the run slows them
 all alike; the median step of each is printed. Runs in the training env, nothing else beside it.
 
@@ -29,7 +30,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-TOKENS = 256  # TrainOptions.max_length: one packed sequence per step
 VARIANTS = {"default": {"lora_dropout": 0.05}, "no-dropout": {"lora_dropout": 0.0}}
 
 
@@ -37,6 +37,7 @@ def build(base: str, lora_dropout: float):
     import torch
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import BitsAndBytesConfig
+    from xtuner.model.utils import find_all_linear_names
 
     from persona.train.cpu_patches import load_llm
     from persona.train.options import TrainOptions
@@ -47,9 +48,9 @@ def build(base: str, lora_dropout: float):
     llm = load_llm(pretrained_model_name_or_path=base, torch_dtype=torch.float32,
                    quantization_config=quantization)
     llm = prepare_model_for_kbit_training(llm, use_gradient_checkpointing=False)
-    targets = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    # what XTuner's SupervisedFinetune targets when the config names none (--lora-targets all)
     lora = LoraConfig(r=options.lora_r, lora_alpha=options.lora_alpha, lora_dropout=lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM")
+                      target_modules=find_all_linear_names(llm), task_type="CAUSAL_LM")
     model = get_peft_model(llm, lora).train()
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     return model, optimizer
@@ -60,11 +61,14 @@ def inside(args: argparse.Namespace) -> dict:
     import torch
 
     from persona.paths import model_dir
+    from persona.train.options import TrainOptions
 
     base = str(model_dir("smollm2-135m-instruct"))
-    torch.manual_seed(0)
-    ids = torch.randint(0, 49152, (1, TOKENS))
     models = {name: build(base, **variant) for name, variant in VARIANTS.items()}
+    tokens = TrainOptions().max_length  # one packed sequence per step
+    vocabulary = next(iter(models.values()))[0].config.vocab_size
+    torch.manual_seed(0)
+    ids = torch.randint(0, vocabulary, (1, tokens))
     seconds: dict[str, list[float]] = {name: [] for name in models}
     for step in range(args.steps + 1):  # step 0 of each warms up, not counted
         for name, (model, optimizer) in models.items():
@@ -77,7 +81,7 @@ def inside(args: argparse.Namespace) -> dict:
         print(f"step {step}/{args.steps}: " + "  ".join(
             f"{name} {s[-1]:.2f} s" for name, s in seconds.items() if s), flush=True)
     baseline = statistics.median(seconds["default"])
-    return {"tokens_per_step": TOKENS, "steps_each": args.steps, "threads": torch.get_num_threads(),
+    return {"tokens_per_step": tokens, "steps_each": args.steps, "threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "variants": {name: {**VARIANTS[name], "median_s": round(statistics.median(s), 3),
                                 "min_s": round(min(s), 3), "max_s": round(max(s), 3),
