@@ -21,6 +21,7 @@ from persona.errors import PersonaError
 # is never left out silently (and a stale name fails below).
 HEAVY = {
     "persona.train.cpu_autocast": "subclasses mmengine's OptimWrapper (the training env's) at import",
+    "persona.train.cpu_dropout": "subclasses torch's Module at import",
     "persona.train.cpu_patches": "patches torch at import",
     "persona.train.lean_model": "imports torch",
     "persona.train.warmup": "subclasses mmengine's LinearLR (the training env's) at import",

@@ -219,3 +219,44 @@ def test_cpu_bfloat16_autocasts_the_body_and_keeps_the_head_and_weights_float32(
         "--precision bfloat16": "bfloat16" if native else (
             "--precision bfloat16: this CPU has no native bfloat16 products (AVX512-BF16 or "
             "AMX), so torch would emulate them, slower than float32; leave --precision out")}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not envs.is_ready("train"), reason="the training env is not built")
+def test_the_cpu_loss_over_labelled_positions_equals_the_full_loss():
+    # The lean model's loss takes only labelled positions through the head: on the CPU (float32)
+    # its loss and gradient equal the full-logits cross-entropy's in float64 to 1e-5, on a batch
+    # with an unlabelled prompt and an unlabelled context turn.
+    result = subprocess.run([str(envs.python("train")), "-m", "persona.train.lean_model_check",
+                             "--device", "cpu"], capture_output=True, text=True,
+                            env=envs.command_env("train"), cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    assert "lean_model_check: cpu:" in result.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not envs.is_ready("train"), reason="the training env is not built")
+def test_the_cpu_lora_dropout_keeps_nn_dropouts_contract():
+    # train/cpu_dropout.py on a million elements: kept with probability 1 - p (binomial SD
+    # 0.0002; 7 SD allowed), the kept scaled by 1 / (1 - p), so the mean is unchanged; no
+    # correlation between neighbours or between lanes of one random word (SD 0.001, 0.002);
+    # seeded; identity in eval mode and at p 0; swapped for every LoRA dropout of a peft model,
+    # its weights untouched.
+    result = subprocess.run([str(envs.python("train")),
+                             str(REPO_ROOT / "tests" / "train_env" / "dropout_check.py")],
+                            capture_output=True, text=True, env=envs.command_env("train"),
+                            cwd=REPO_ROOT, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    dropout, swap = report["dropout"], report["swap"]
+    assert abs(dropout["p"] - 0.05) < 1e-4
+    assert abs(dropout["kept_share"] - (1 - dropout["p"])) < 0.0015, dropout
+    assert dropout["kept_values"] == [round(2 / (1 - dropout["p"]), 6)], dropout
+    assert abs(dropout["mean"] - 2) < 0.003, dropout
+    assert abs(dropout["neighbour_correlation"]) < 0.005 and abs(dropout["lane_correlation"]) < 0.01, dropout
+    for check in ("same_seed_same_mask", "grad_is_mask_over_keep", "eval_is_identity", "p0_is_identity"):
+        assert dropout[check], (check, dropout)
+    assert dropout["odd_shape"] == [3, 5, 7]
+    # 7 LoRA targets x 2 layers of the tiny model; a second swap finds none left
+    assert swap == {"swapped": 14, "dropout_kinds": ["CpuDropout"], "again": 0,
+                    "state_dict_unchanged": True, "loss_finite": True}, swap

@@ -74,7 +74,8 @@ def test_pairs_ask_nothing_the_evals_ask():
 
 
 def test_the_preference_config_trains_orpo_on_pairs_from_the_adapter():
-    options = TrainOptions(pack_to_max_length=False, batch_size=4)
+    options = step_prefer.pass_options(TrainOptions())  # what the pass renders
+    assert not options.lean_model and not step_prefer.pass_options(TrainOptions(device="cuda")).lean_model
     text = render_config("xiaocong", "/models/base", "/run/prefer/pairs.json", options,
                          start_adapter="/run/adapter", preference_beta=0.25)
     compile(text, "xtuner_config.py", "exec")

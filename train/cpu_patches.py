@@ -107,15 +107,21 @@ def apply() -> None:
 
 
 def build_model(start_adapter: str | None = None, **kwargs):
-    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing);
-    with `start_adapter`, its LoRA weights are that adapter's (train/start_adapter.py)."""
+    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing),
+    ready to train (below; start_adapter: train/start_adapter.py)."""
     apply()
     from xtuner.model import SupervisedFinetune
 
-    return with_start_adapter(SupervisedFinetune(**kwargs), start_adapter)
+    return ready_to_train(SupervisedFinetune(**kwargs), start_adapter)
 
 
-def with_start_adapter(model, start_adapter: str | None):
+def ready_to_train(model, start_adapter: str | None):
+    """The built model, ready to train: on the CPU its LoRA dropouts draw cheaper masks
+    (train/cpu_dropout.py); with `start_adapter`, its LoRA weights are that adapter's."""
+    if on_cpu():
+        from persona.train.cpu_dropout import use_cpu_dropout
+
+        use_cpu_dropout(model)
     if start_adapter is not None:
         from persona.train.start_adapter import load_adapter
 

@@ -31,7 +31,8 @@ def pass_options(options: TrainOptions, lr_factor: float = LR_FACTOR) -> TrainOp
     weights), unpacked pairs PAIRS_PER_STEP at a time; a smoke run's max_steps for the pass too."""
     return options.model_copy(update={"lr": options.lr * lr_factor, "epochs": 1,
                                       "warmup_ratio": 0.0,
-                                      "batch_size": PAIRS_PER_STEP, "pack_to_max_length": False})
+                                      "batch_size": PAIRS_PER_STEP, "pack_to_max_length": False,
+                                      "lean_model": False})  # ORPO computes its own loss
 
 
 def card_pairs(card: PersonaCard, seed: int) -> list[dict]:
