@@ -11,12 +11,13 @@ ChatML and counted with the base's tokenizer; printed and written to the result)
 take their steps in turn (A B A B ...), so a machine that slows down during the run slows them
 all alike; the median step of each is printed. Runs in the training env, nothing else beside it.
 
-Variants:
-  before      the default before the lean loss and the CPU dropout: transformers' loss (the head
-              over every position), peft's nn.Dropout (bernoulli_ masks)
+Variants (named as measured in docs/time_to_identity/cpu-step-2026-12-02/step_time.json):
+  before      today's CPU default: transformers' loss (the head over every position), peft's
+              nn.Dropout (bernoulli_ masks)
   lean-loss   the lean model's loss (train/lean_model.py: the head over the labelled positions
               only), nn.Dropout
-  default     today's default: the lean loss and train/cpu_dropout.py's masks
+  default     the candidate default measured then, not taken: the lean loss and
+              train/cpu_dropout.py's masks
   no-dropout  the lean loss, --lora-dropout 0: no mask at all (a different training)
 """
 

@@ -5,8 +5,8 @@
 Clones this repository's HEAD (committed work only) into a fresh folder, runs `CI=true make
 test` there with the environments already built under $PERSONA_HOME (their set-up is timed
 apart, in the README's table), and writes the wall time, pytest's own time, the counts of its
-summary line, the slowest tests pytest printed (`--durations`) and the seconds per test file
-among them. The whole log goes beside the result (.log). Run nothing else meanwhile: the
+summary line, the slowest tests pytest printed (`--durations`), the seconds per test file
+among them, and the time of every test module (the suite's own "time per module" section). The whole log goes beside the result (.log). Run nothing else meanwhile: the
 suite trains on the same two cores.
 """
 
@@ -29,6 +29,8 @@ REPO = Path(__file__).resolve().parent.parent
 SUMMARY = re.compile(r"^=+ (?P<counts>.*?) in (?P<seconds>[\d.]+)s \(.*\) =+$")
 # The test id runs to the end of the line: parameters may hold spaces ("[SIGINT twice]").
 DURATION = re.compile(r"^(?P<seconds>[\d.]+)s (?P<phase>setup|call|teardown)\s+(?P<test>.+?)\s*$")
+# tests/suite_order.py's section: "  1059.3 s     4 tests  tests/test_end_to_end.py"
+MODULE_TIME = re.compile(r"^\s*(?P<seconds>[\d.]+) s\s+(?P<tests>\d+) tests\s+(?P<module>\S+)$")
 
 
 def parse(log: str) -> dict:
@@ -44,9 +46,12 @@ def parse(log: str) -> dict:
     per_file: dict[str, float] = defaultdict(float)
     for item in slowest:
         per_file[item["test"].split("::")[0]] += item["seconds"]
+    modules = {m["module"]: {"seconds": float(m["seconds"]), "tests": int(m["tests"])}
+               for m in map(MODULE_TIME.match, log.splitlines()) if m}
     return {"pytest_s": float(summary["seconds"]), "counts": counts, "slowest": slowest,
             "slowest_by_file_s": dict(sorted(((f, round(s, 1)) for f, s in per_file.items()),
-                                             key=lambda item: -item[1]))}
+                                             key=lambda item: -item[1])),
+            "by_module": modules}
 
 
 def main(argv: list[str] | None = None) -> int:

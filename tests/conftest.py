@@ -26,6 +26,7 @@ from persona.card import PersonaCard, load_card
 from persona.paths import REPO_ROOT
 from persona.run_folder import RunFolder, RunFolderError
 from persona.services import Children, free_port
+from suite_order import ModuleTimes, fast_first
 
 DEFAULT_CARD = commands.DEFAULT_CARD
 _CHAINLIT_ROOT = tempfile.mkdtemp(prefix="persona-test-chainlit-")
@@ -39,6 +40,17 @@ def pytest_configure(config):
 
 def pytest_unconfigure(config):
     shutil.rmtree(_CHAINLIT_ROOT, ignore_errors=True)
+
+
+_MODULE_TIMES = ModuleTimes()
+
+
+def pytest_collection_modifyitems(session, config, items):
+    fast_first(items)  # tests/suite_order.py
+
+
+def pytest_runtest_logreport(report):
+    _MODULE_TIMES.add(report)
 
 
 @dataclass
@@ -220,6 +232,7 @@ def _unlisted_skips(config: pytest.Config) -> list:
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:
+    _MODULE_TIMES.write(terminalreporter)
     if not config.getoption("--no-silent-skips"):
         return
     terminalreporter.section("skips")

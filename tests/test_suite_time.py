@@ -13,6 +13,10 @@ tests/test_card.py ........                                              [ 10%]
 89.74s call     tests/test_end_to_end.py::test_evals_pass_against_the_served_persona
 23.04s call     tests/test_serve_load.py::test_malformed_requests_in_the_load_get_4xx[x y]
 0.01s teardown tests/test_errors.py::test_cli[persona.errors.PersonaError]
+=============================== time per module ================================
+  1149.1 s     4 tests  tests/test_end_to_end.py
+    23.0 s    12 tests  tests/test_serve_load.py
+  1172.1 s  in all
 ========== 848 passed, 2 deselected, 1 warning in 3301.25s (0:55:01) ===========
 """
 
@@ -26,6 +30,8 @@ def test_the_summary_counts_and_the_slowest_tests_per_file():
     assert parsed["slowest_by_file_s"] == {"tests/test_end_to_end.py": 1149.1,
                                            "tests/test_serve_load.py": 23.0,
                                            "tests/test_errors.py": 0.0}
+    assert parsed["by_module"] == {"tests/test_end_to_end.py": {"seconds": 1149.1, "tests": 4},
+                                   "tests/test_serve_load.py": {"seconds": 23.0, "tests": 12}}
 
 
 def test_a_log_without_a_summary_is_no_result():

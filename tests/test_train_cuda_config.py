@@ -29,16 +29,17 @@ def test_cuda_fp16_where_the_gpu_lacks_bf16_and_stock_model_on_request():
     assert "lean_model" not in config and "type=build_model," in config
 
 
-def test_cpu_keeps_float32_and_takes_the_lean_loss():
+def test_cpu_keeps_float32_and_the_plain_builder():
     config = _render()
     assert "type=OptimWrapper" in config and "torch_dtype = torch.float32" in config
-    assert "type=build_lean_model," in config and "AmpOptimWrapper" not in config
+    assert "lean_model" not in config and "AmpOptimWrapper" not in config
+    assert "type=build_lean_model," in _render(lean_model=True)  # on request
 
 
 def test_the_lean_model_only_where_the_head_is_frozen():
-    assert TrainOptions().lean_model and TrainOptions(method="lora").lean_model
-    assert not TrainOptions(method="full").lean_model
-    config = _render(method="full")
+    assert TrainOptions(device="cuda").lean_model and TrainOptions(device="cuda", method="lora").lean_model
+    assert not TrainOptions(device="cuda", method="full").lean_model
+    config = _render(device="cuda", method="full")
     assert "lean_model" not in config and "type=build_model," in config
     with pytest.raises(ValueError, match="lean_model: its loss takes no gradient for the output head"):
         TrainOptions(method="full", lean_model=True)

@@ -7,7 +7,8 @@ shorter (benchmarks/step_time.py, docs/training.md). `CpuDropout` is the same in
 (each element kept with probability 1 - p, p rounded to a multiple of 1/65536, the kept ones
 scaled by 1 / (1 - p)) with its mask cut from 64-bit random words, four 16-bit lanes each.
 A different random stream from nn.Dropout's, so not the same training bit for bit; seeded by
-torch's generator as nn.Dropout is. On CUDA the masks are cheap and nn.Dropout stays.
+torch's generator as nn.Dropout is. Measured (benchmarks/step_time.py), not used in training:
+the one persona trained with it failed two eval gates (docs/training.md, "A shorter CPU step").
 """
 
 from __future__ import annotations

@@ -116,12 +116,9 @@ def build_model(start_adapter: str | None = None, **kwargs):
 
 
 def ready_to_train(model, start_adapter: str | None):
-    """The built model, ready to train: on the CPU its LoRA dropouts draw cheaper masks
-    (train/cpu_dropout.py); with `start_adapter`, its LoRA weights are that adapter's."""
-    if on_cpu():
-        from persona.train.cpu_dropout import use_cpu_dropout
-
-        use_cpu_dropout(model)
+    """The built model, ready to train: with `start_adapter`, its LoRA weights are that
+    adapter's. (train/cpu_dropout.py's cheaper masks are measured, not used: the one persona
+    trained with them failed two eval gates, docs/training.md.)"""
     if start_adapter is not None:
         from persona.train.start_adapter import load_adapter
 

@@ -16,12 +16,12 @@ Where a 7B QLoRA step spends memory besides the 4-bit weights (Qwen2.5-7B shape,
     bytes = 1.25 GB per copy. `chunked_cross_entropy` computes the same mean cross-entropy a
     chunk of positions at a time and writes the gradient of the hidden states during the
     forward pass, so at most one chunk of float32 logits exists at any time; and it takes only
-    the labelled positions through the head (the answers: 41 % of the default card's tokens),
+    the labelled positions through the head (the answers: 40 % of the default card's tokens),
     which on the CPU saves most of the head's share of a step (docs/training.md).
 
-Both builders leave the frozen head out of the optimizer as before. On the CPU only the loss
-differs (no GPU to keep the embedding off, float32 weights already): `TrainOptions.lean_model`
-is on wherever the head is frozen (QLoRA and LoRA).
+On the CPU only the loss differs (no GPU to keep the embedding off, float32 weights already):
+`TrainOptions.lean_model` is on for CUDA where the head is frozen (QLoRA and LoRA), and on the
+CPU on request only (docs/training.md, "A shorter CPU step").
 
 The generated config imports it as `persona.train.lean_model`; it builds after the same patches
 as cpu_patches.build_model.
@@ -87,7 +87,7 @@ def chunked_cross_entropy(hidden: torch.Tensor, weight: torch.Tensor, labels: to
     labelled = labels != IGNORE_INDEX
     if not bool(labelled.all()):
         # Unlabelled positions (prompts, context turns) add nothing to the loss or its gradient:
-        # only the labelled ones go through the head (41 % of the default card's tokens).
+        # only the labelled ones go through the head (40 % of the default card's tokens).
         hidden, labels = hidden[labelled], labels[labelled]
     chunk = chunk or max(1, CHUNK_ELEMENTS // weight.shape[0])
     return _ChunkedLinearCrossEntropy.apply(hidden, weight, labels, chunk)
