@@ -92,7 +92,7 @@ def build(base: str, lora_dropout: float, cpu_dropout: bool):
                       target_modules=find_all_linear_names(llm), task_type="CAUSAL_LM")
     model = get_peft_model(llm, lora).train()
     if cpu_dropout:
-        use_cpu_dropout(model)  # as cpu_patches.ready_to_train does on the CPU
+        use_cpu_dropout(model)  # measured only: training keeps peft's nn.Dropout
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     return model, optimizer
 
@@ -101,12 +101,12 @@ def inside(args: argparse.Namespace) -> dict:
     """In the training env: the interleaved steps; returns the result."""
     import torch
 
+    from transformers import AutoTokenizer
+
     from persona.paths import model_dir
     from persona.train.options import TrainOptions
 
     base = str(model_dir("smollm2-135m-instruct"))
-    from transformers import AutoTokenizer
-
     models = {name: build(base, variant["lora_dropout"], variant["cpu_dropout"])
               for name, variant in VARIANTS.items()}
     tokens = TrainOptions().max_length  # one packed sequence per step

@@ -107,18 +107,15 @@ def apply() -> None:
 
 
 def build_model(start_adapter: str | None = None, **kwargs):
-    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing),
-    ready to train (below; start_adapter: train/start_adapter.py)."""
+    """XTuner's SupervisedFinetune, built after the patches (it asks about bf16 first thing);
+    with `start_adapter`, its LoRA weights are that adapter's (train/start_adapter.py)."""
     apply()
     from xtuner.model import SupervisedFinetune
 
-    return ready_to_train(SupervisedFinetune(**kwargs), start_adapter)
+    return with_start_adapter(SupervisedFinetune(**kwargs), start_adapter)
 
 
-def ready_to_train(model, start_adapter: str | None):
-    """The built model, ready to train: with `start_adapter`, its LoRA weights are that
-    adapter's. (train/cpu_dropout.py's cheaper masks are measured, not used: the one persona
-    trained with them failed two eval gates, docs/training.md.)"""
+def with_start_adapter(model, start_adapter: str | None):
     if start_adapter is not None:
         from persona.train.start_adapter import load_adapter
 

@@ -202,7 +202,7 @@ def _lean_class():
 
 def build_lean_model(start_adapter: str | None = None, **kwargs):
     """The generated config's model builder on CUDA (see the module docstring)."""
-    from persona.train.cpu_patches import apply, ready_to_train
+    from persona.train.cpu_patches import apply, with_start_adapter
 
     apply()
-    return ready_to_train(_lean_class()(**kwargs), start_adapter)
+    return with_start_adapter(_lean_class()(**kwargs), start_adapter)

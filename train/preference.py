@@ -47,12 +47,12 @@ def preference_pairs(card: PersonaCard, plain: dict[str, list[tuple[str, str]]],
 def build_orpo(start_adapter: str | None = None, **kwargs):
     """XTuner's ORPO (a SupervisedFinetune), built after the CPU patches, its LoRA weights the
     start adapter's."""
-    from persona.train.cpu_patches import apply, ready_to_train
+    from persona.train.cpu_patches import apply, with_start_adapter
 
     apply()
     from xtuner.model.orpo import ORPO
 
-    return ready_to_train(ORPO(**kwargs), start_adapter)
+    return with_start_adapter(ORPO(**kwargs), start_adapter)
 
 
 def load_chatml_tokenizer(**kwargs):
