@@ -1,0 +1,217 @@
+"""Could a gate in front of the persona stop its leaks? Two signals a server could route on,
+measured on the evals' held-out identity questions and their leakage yardstick:
+
+1. the question's words: a logistic classifier on character n-grams, trained on what training
+   has (the identity phrasings against the everyday, looked-up and plain questions), asked
+   whether each held-out question is about identity and each unrelated prompt is not;
+2. the persona's own certainty (with --run): its greedy answers (transformers, the run's chat
+   template, which adds the card's system prompt as the server does), and for each answer that names the persona or its creator the
+   log-probability of that name's first token and the lowest one up to it, identity answers
+   against leaks.
+
+    .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] --result FILE.json
+
+The second part runs in the serving environment (transformers; `persona setup` builds it).
+docs/training.md, "Sixth round", says what the figures showed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+THRESHOLDS = (0.1, 0.2, 0.3, 0.5)
+MAX_TOKENS = 48
+
+
+def ngrams(text: str) -> list[str]:
+    """Characters 1-3 (with ^ and $ at the ends) and, for Latin text, whole words."""
+    folded = "^" + re.sub(r"\s+", " ", text.lower()) + "$"
+    grams = [folded[i:i + n] for n in (1, 2, 3) for i in range(len(folded) - n + 1)]
+    return grams + ["w:" + word for word in re.findall(r"[a-z']+", folded)]
+
+
+def training_questions() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(lang, question) pairs training has: identity phrasings, and the other questions."""
+    from persona.identity.phrasings import LANGS, training_questions as identity
+    from persona.train.computed_qa import computed_qa
+    from persona.train.everyday_qa import EVERYDAY_QA
+    from persona.train.plain_qa import PLAIN_QA
+
+    positive = [(q["lang"], q["question"]) for q in identity()]
+    negative = [(lang, question) for lang in LANGS
+                for question, _ in EVERYDAY_QA[lang] + computed_qa(lang, 400) + PLAIN_QA[lang]]
+    return positive, negative
+
+
+def fit(positive: list[str], negative: list[str], steps: int = 3000):
+    """L2 logistic regression on normalised n-gram counts, classes weighted to balance."""
+    import numpy as np
+
+    vocab: dict[str, int] = {}
+    for text in positive + negative:
+        for gram in ngrams(text):
+            vocab.setdefault(gram, len(vocab))
+
+    def vector(text: str):
+        row = np.zeros(len(vocab))
+        for gram in ngrams(text):
+            if gram in vocab:
+                row[vocab[gram]] += 1
+        norm = np.linalg.norm(row)
+        return row / norm if norm else row
+
+    x = np.array([vector(t) for t in positive + negative])
+    y = np.array([1.0] * len(positive) + [0.0] * len(negative))
+    weight = np.where(y == 1, len(negative) / len(positive), 1.0)
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        g = (p - y) * weight
+        w -= 0.5 * (x.T @ g / len(y) + 1e-4 * w)
+        b -= 0.5 * g.mean()
+    return lambda text: float(1 / (1 + np.exp(-(vector(text) @ w + b))))
+
+
+def classifier_part() -> dict:
+    from persona.identity.heldout import HELDOUT_QUESTIONS
+    from persona.identity.unrelated import UNRELATED
+    from persona.stats import proportion
+
+    positive, negative = training_questions()
+    score = fit([q for _, q in positive], [q for _, q in negative])
+    held = [(q["lang"], q["question"], score(q["question"])) for q in HELDOUT_QUESTIONS]
+    unrelated = [(lang, prompt, score(prompt)) for lang, _, prompt in UNRELATED]
+    rows = []
+    for threshold in THRESHOLDS:
+        for lang in ("zh", "en"):
+            hits = [s > threshold for l, _, s in held if l == lang]
+            false = [s > threshold for l, _, s in unrelated if l == lang]
+            rows.append({"threshold": threshold, "lang": lang,
+                         "heldout_identity_recalled": proportion(sum(hits), len(hits)),
+                         "unrelated_flagged": proportion(sum(false), len(false))})
+    return {"trained_on": {"identity": len(positive), "other": len(negative)}, "rows": rows,
+            "missed_at_0.2": [q for _, q, s in held if s <= 0.2],
+            "scores": {q: round(s, 3) for _, q, s in held + unrelated}}
+
+
+def generate(run_dir: Path, card_path: Path) -> list[dict]:
+    """In the serving env: greedy answers with each token's log-probability."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from persona.card import load_card
+    from persona.identity.heldout import HELDOUT_QUESTIONS
+    from persona.identity.unrelated import UNRELATED
+    from persona.run_folder import RunFolder
+
+    card = load_card(card_path)
+    words = tuple(getattr(card.name, l) for l in ("zh", "en")) + tuple(
+        getattr(card.creator, l) for l in ("zh", "en"))
+    merged = RunFolder(run_dir).merged
+    tokenizer = AutoTokenizer.from_pretrained(merged)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    items = ([("identity", q["lang"], q["question"]) for q in HELDOUT_QUESTIONS]
+             + [("unrelated", lang, prompt) for lang, _, prompt in UNRELATED])
+    answers = []
+    for start in range(0, len(items), 16):
+        batch = items[start:start + 16]
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                               add_generation_prompt=True) for _, _, q in batch]
+        encoded = tokenizer(texts, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            out = model.generate(**encoded, max_new_tokens=MAX_TOKENS, do_sample=False,
+                                 output_scores=True, return_dict_in_generate=True)
+        logp = torch.stack(out.scores, 1).log_softmax(-1)
+        prompt_len = encoded.input_ids.shape[1]
+        for row, (kind, lang, question) in enumerate(batch):
+            ids = out.sequences[row, prompt_len:].tolist()
+            prefixes, lps = [], []
+            for step, token in enumerate(ids):
+                if token in (tokenizer.eos_token_id, tokenizer.pad_token_id):
+                    break
+                prefixes.append(tokenizer.decode(ids[:step + 1]))
+                lps.append(logp[row, step, token].item())
+            answers.append({"kind": kind, "lang": lang, "question": question,
+                            "answer": prefixes[-1] if prefixes else "",
+                            **name_certainty(prefixes, lps, words)})
+    return answers
+
+
+def name_certainty(prefixes: list[str], logprobs: list[float], words: tuple[str, ...]) -> dict:
+    """Whether the answer names one of `words`, and how sure the model was of that name's first
+    token (prefixes[i]: the answer decoded up to token i, whole characters)."""
+    from persona.identity.judges import names_any
+
+    named = next((i for i, prefix in enumerate(prefixes) if names_any(prefix, words)), None)
+    if named is None:
+        return {"names": False}
+    first = named  # back to the latest token from which the text holds the whole name
+    while first > 0 and not names_any(prefixes[named][len(prefixes[first - 1]):], words):
+        first -= 1
+    return {"names": True, "name_logprob": round(logprobs[first], 3),
+            "lowest_logprob_to_name": round(min(logprobs[:named + 1]), 3)}
+
+
+def certainty_part(answers: list[dict]) -> dict:
+    from persona.stats import proportion
+
+    out: dict = {"answers": answers, "by_lang": {}}
+    for lang in ("zh", "en"):
+        identity = [a for a in answers if a["kind"] == "identity" and a["lang"] == lang]
+        leaks = [a for a in answers if a["kind"] == "unrelated" and a["lang"] == lang and a["names"]]
+        named = sorted(a["name_logprob"] for a in identity if a["names"])
+        out["by_lang"][lang] = {
+            "identity_named": proportion(len(named), len(identity)),
+            "leaks": proportion(len(leaks), sum(a["kind"] == "unrelated" and a["lang"] == lang
+                                                for a in answers)),
+            "identity_name_logprob": named,
+            "leak_name_logprob": sorted(a["name_logprob"] for a in leaks),
+        }
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, help="a finished run: also its certainty")
+    parser.add_argument("--card", type=Path, default=REPO / "cards" / "xiaocong.yaml")
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--answers-inside", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.answers_inside:
+        args.answers_inside.write_text(json.dumps(generate(args.run, args.card),
+                                                  ensure_ascii=False))
+        return
+    result = {"command": "benchmarks/identity_gate.py" + (" --run RUN" if args.run else ""),
+              "card": args.card.name, "classifier": classifier_part()}
+    if args.run:
+        from persona import envs
+
+        scratch = args.result.with_suffix(".answers.tmp")
+        subprocess.run([str(envs.python("serve")), __file__, "--run", str(args.run.resolve()),
+                        "--card", str(args.card.resolve()), "--result", str(args.result),
+                        "--answers-inside", str(scratch.resolve())],
+                       cwd=REPO, env=envs.command_env("serve"), check=True)
+        result["certainty"] = certainty_part(json.loads(scratch.read_text()))
+        scratch.unlink()
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    for row in result["classifier"]["rows"]:
+        print(f"classifier > {row['threshold']} ({row['lang']}): held-out identity "
+              f"{row['heldout_identity_recalled']['count']}/{row['heldout_identity_recalled']['total']}, "
+              f"unrelated flagged {row['unrelated_flagged']['count']}/{row['unrelated_flagged']['total']}")
+    for lang, part in result.get("certainty", {}).get("by_lang", {}).items():
+        print(f"certainty ({lang}): identity name log-prob {part['identity_name_logprob'][:6]}..., "
+              f"leaks {part['leak_name_logprob']}")
+
+
+if __name__ == "__main__":
+    main()
