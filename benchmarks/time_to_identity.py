@@ -1,7 +1,7 @@
 """Time-to-identity: how long data + train + merge take, and what the model knows afterwards.
 
   .venv/bin/python benchmarks/time_to_identity.py [--card cards/xiaocong.yaml]
-      [--config NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] ...] [--out DIR]
+      [--config NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] ...] [--seeds 42,1,2] [--out DIR]
 
 Each config is one fresh `python -m persona.train.pipeline` run (the training env) of the card; the
 baseline (today's default) runs beside the others in the same invocation. After each run the
@@ -17,6 +17,11 @@ merged model answers, greedily through its own chat template:
              base model's own.
 Prints a table and writes results.json and a chart into --out. Train nothing else meanwhile:
 two trainings on two cores are ~25x slower each.
+
+One run of a recipe says little: the default trained with three seeds spread as far as five
+rounds of recipes did (docs/training.md, sixth round). --seeds trains every config once per seed
+(run NAME@SEED, `--seed SEED` added to its options) and prints, per config, each figure's range
+over its seeds beside the runs.
 """
 
 from __future__ import annotations
@@ -153,6 +158,51 @@ def run_config(name: str, epochs: int, ratio: float, card: Path, out: Path,
             "merge_s": round(timings.get("convert", 0) + timings.get("merge", 0), 1), **metrics}
 
 
+def expand(specs: list[str], seeds: list[int]) -> list[tuple[str, int, float, list[str]]]:
+    """(name, epochs, replay ratio, pipeline options) per run: each spec once, or once per seed."""
+    runs = []
+    for spec in specs:
+        name, epochs, ratio, *extra = spec.split(":", 3)
+        options = extra[0].split() if extra else []
+        if "--seed" in options and seeds:
+            raise SystemExit(f"{name}: --seeds sets each run's seed; drop --seed from the config")
+        for seed in seeds or [None]:
+            runs.append((name if seed is None else f"{name}@{seed}", int(epochs), float(ratio),
+                         options if seed is None else [*options, "--seed", str(seed)]))
+    return runs
+
+
+SPREAD = {"identity zh": ("zh", "identity"), "identity en": ("en", "identity"),
+          "leak zh": ("zh", "leakage"), "leak en": ("en", "leakage")}
+
+
+def spread(rows: list[dict]) -> dict[str, dict]:
+    """Per config run over several seeds (rows named NAME@SEED): each figure's lowest and
+    highest count over the seeds, out of the same total."""
+    groups: dict[str, list[dict]] = {}
+    for row in rows:
+        if "@" in row["name"]:
+            groups.setdefault(row["name"].rsplit("@", 1)[0], []).append(row)
+    table = {}
+    for name, runs in groups.items():
+        figures = {label: [run["by_lang"][lang][kind]["count"] for run in runs]
+                   for label, (lang, kind) in SPREAD.items()}
+        figures["skills lost"] = [len(run["skills_lost"]) for run in runs]
+        table[name] = {"seeds": [run["name"].rsplit("@", 1)[1] for run in runs],
+                       "totals": {label: runs[0]["by_lang"][lang][kind]["total"]
+                                  for label, (lang, kind) in SPREAD.items()},
+                       "range": {label: [min(v), max(v)] for label, v in figures.items()}}
+    return table
+
+
+def print_spread(table: dict[str, dict]) -> None:
+    for name, part in table.items():
+        cells = [f"{label} {low}-{high}" + (f"/{part['totals'][label]}" if label in part["totals"]
+                                             else "")
+                 for label, (low, high) in part["range"].items()]
+        print(f"{name} over seeds {','.join(part['seeds'])}: " + ", ".join(cells))
+
+
 def _cell(measure: dict) -> str:
     low, high = measure["interval"]
     return f"{measure['count']}/{measure['total']} ({low:.0%}-{high:.0%})"
@@ -181,6 +231,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", action="append",
                         help="NAME:EPOCHS:REPLAY_RATIO[:PIPELINE OPTIONS] (repeatable; default "
                              f"{DEFAULT_CONFIGS}); e.g. 'lr1e-3:1:0.5:--lr 1e-3 --repeats 2'")
+    parser.add_argument("--seeds", type=lambda text: [int(s) for s in text.split(",")],
+                        default=[], help="train each config once per seed, e.g. 42,1,2")
     parser.add_argument("--out", type=Path, default=Path("benchmark-runs/time-to-identity"))
     parser.add_argument("--measure", type=Path, help=argparse.SUPPRESS)  # the training-env half
     parser.add_argument("--base", help=argparse.SUPPRESS)
@@ -198,13 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     results = out / "results.json"
     # Rows of earlier invocations into the same --out stay (configs can run one at a time).
     rows = json.loads(results.read_text(encoding="utf-8")) if results.exists() else []
-    for spec in args.config or DEFAULT_CONFIGS:
-        name, epochs, ratio, *extra = spec.split(":", 3)
-        extra = extra[0].split() if extra else []
+    for name, epochs, ratio, extra in expand(args.config or DEFAULT_CONFIGS, args.seeds):
         print(f"== {name}: {epochs} epoch(s), replay ratio {ratio} {' '.join(extra)}", flush=True)
-        row = run_config(name, int(epochs), float(ratio), card, out, extra)
+        row = run_config(name, epochs, ratio, card, out, extra)
         rows = [old for old in rows if old["name"] != name] + [row]
         print_table(rows)
+        print_spread(spread(rows))
         results.write_text(json.dumps(rows, ensure_ascii=False, indent=1) + "\n",
                                           encoding="utf-8")
     from persona.plots import grouped_bars
