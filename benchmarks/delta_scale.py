@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         ".lock", "work", "prefer", "refine", "export"))
     command = [str(envs.python("serve")), __file__, "--inside", "--from", str(args.source),
                "--out", str(args.out.resolve()), "--alpha", str(args.alpha)]
-    command += ["--average", *(str(other.resolve()) for other in args.average)] if args.average else []
+    if args.average:
+        command += ["--average", *(str(other.resolve()) for other in args.average)]
     subprocess.run(command, cwd=REPO, env=envs.command_env("serve"), check=True)
 
 

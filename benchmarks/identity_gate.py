@@ -5,9 +5,9 @@ measured on the evals' held-out identity questions and their leakage yardstick:
    has (the identity phrasings against the everyday, looked-up and plain questions), asked
    whether each held-out question is about identity and each unrelated prompt is not;
 2. the persona's own certainty (with --run): its greedy answers (transformers, the run's chat
-   template, which adds the card's system prompt as the server does), and for each answer that names the persona or its creator the
-   log-probability of that name's first token and the lowest one up to it, identity answers
-   against leaks.
+   template, which adds the card's system prompt as the server does), and for each answer that
+   names the persona or its creator the log-probability of that name's first token and the
+   lowest one up to it, identity answers against leaks.
 
     .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] --result FILE.json
 
@@ -167,12 +167,12 @@ def certainty_part(answers: list[dict]) -> dict:
     out: dict = {"answers": answers, "by_lang": {}}
     for lang in ("zh", "en"):
         identity = [a for a in answers if a["kind"] == "identity" and a["lang"] == lang]
-        leaks = [a for a in answers if a["kind"] == "unrelated" and a["lang"] == lang and a["names"]]
+        unrelated = [a for a in answers if a["kind"] == "unrelated" and a["lang"] == lang]
+        leaks = [a for a in unrelated if a["names"]]
         named = sorted(a["name_logprob"] for a in identity if a["names"])
         out["by_lang"][lang] = {
             "identity_named": proportion(len(named), len(identity)),
-            "leaks": proportion(len(leaks), sum(a["kind"] == "unrelated" and a["lang"] == lang
-                                                for a in answers)),
+            "leaks": proportion(len(leaks), len(unrelated)),
             "identity_name_logprob": named,
             "leak_name_logprob": sorted(a["name_logprob"] for a in leaks),
         }
@@ -205,9 +205,10 @@ def main(argv: list[str] | None = None) -> None:
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     for row in result["classifier"]["rows"]:
+        recalled, flagged = row["heldout_identity_recalled"], row["unrelated_flagged"]
         print(f"classifier > {row['threshold']} ({row['lang']}): held-out identity "
-              f"{row['heldout_identity_recalled']['count']}/{row['heldout_identity_recalled']['total']}, "
-              f"unrelated flagged {row['unrelated_flagged']['count']}/{row['unrelated_flagged']['total']}")
+              f"{recalled['count']}/{recalled['total']}, "
+              f"unrelated flagged {flagged['count']}/{flagged['total']}")
     for lang, part in result.get("certainty", {}).get("by_lang", {}).items():
         print(f"certainty ({lang}): identity name log-prob {part['identity_name_logprob'][:6]}..., "
               f"leaks {part['leak_name_logprob']}")
