@@ -1,4 +1,4 @@
-"""Could a gate in front of the persona stop its leaks? Two signals a server could route on,
+"""Could a gate in front of the persona stop its leaks? Three signals a server could route on,
 measured on the evals' held-out identity questions and their leakage yardstick:
 
 1. the question's words: a logistic classifier on character n-grams, trained on what training
@@ -7,11 +7,15 @@ measured on the evals' held-out identity questions and their leakage yardstick:
 2. the persona's own certainty (with --run): its greedy answers (transformers, the run's chat
    template, which adds the card's system prompt as the server does), and for each answer that
    names the persona or its creator the log-probability of that name's first token and the
-   lowest one up to it, identity answers against leaks.
+   lowest one up to it, identity answers against leaks;
+3. what the model makes of the question (with --probe): a logistic probe on each layer's hidden
+   state at the last prompt position, fitted on the same training questions, of the card's base
+   and (with --run) of the persona.
 
-    .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] --result FILE.json
+    .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] [--probe] --result F.json
 
-The second part runs in the serving environment (transformers; `persona setup` builds it).
+The second and third parts run in the serving environment (transformers; `persona setup`
+builds it).
 docs/training.md, "Sixth round", says what the figures showed.
 """
 
@@ -51,8 +55,22 @@ def training_questions() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
     return positive, negative
 
 
+def fit_dense(x, y, rate: float, l2: float, steps: int):
+    """L2 logistic regression by gradient descent, classes weighted to balance: (w, b)."""
+    import numpy as np
+
+    weight = np.where(y == 1, (y == 0).sum() / (y == 1).sum(), 1.0)
+    w, b = np.zeros(x.shape[1]), 0.0
+    for _ in range(steps):
+        p = 1 / (1 + np.exp(-(x @ w + b)))
+        g = (p - y) * weight
+        w -= rate * (x.T @ g / len(y) + l2 * w)
+        b -= rate * g.mean()
+    return w, b
+
+
 def fit(positive: list[str], negative: list[str], steps: int = 3000):
-    """L2 logistic regression on normalised n-gram counts, classes weighted to balance."""
+    """Logistic regression on normalised n-gram counts."""
     import numpy as np
 
     vocab: dict[str, int] = {}
@@ -70,13 +88,7 @@ def fit(positive: list[str], negative: list[str], steps: int = 3000):
 
     x = np.array([vector(t) for t in positive + negative])
     y = np.array([1.0] * len(positive) + [0.0] * len(negative))
-    weight = np.where(y == 1, len(negative) / len(positive), 1.0)
-    w, b = np.zeros(x.shape[1]), 0.0
-    for _ in range(steps):
-        p = 1 / (1 + np.exp(-(x @ w + b)))
-        g = (p - y) * weight
-        w -= 0.5 * (x.T @ g / len(y) + 1e-4 * w)
-        b -= 0.5 * g.mean()
+    w, b = fit_dense(x, y, rate=0.5, l2=1e-4, steps=steps)
     return lambda text: float(1 / (1 + np.exp(-(vector(text) @ w + b))))
 
 
@@ -146,6 +158,74 @@ def generate(run_dir: Path, card_path: Path) -> list[dict]:
     return answers
 
 
+def probe_questions() -> dict[str, list[tuple[str, str]]]:
+    """(lang, question) for the probe: what it is fitted on and what it is judged on."""
+    from persona.identity.heldout import HELDOUT_QUESTIONS
+    from persona.identity.unrelated import UNRELATED
+
+    positive, negative = training_questions()
+    return {"identity": positive, "other": negative,
+            "heldout": [(q["lang"], q["question"]) for q in HELDOUT_QUESTIONS],
+            "unrelated": [(lang, prompt) for lang, _, prompt in UNRELATED]}
+
+
+def hidden_states(model_dir: Path, questions: list[str]):
+    """In the serving env: each layer's hidden state at the last prompt position (where the
+    answer's first token is predicted), the question alone in the model's chat template.
+    Shape (layers + 1, questions, hidden)."""
+    import numpy as np
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    batches = []
+    for start in range(0, len(questions), 32):
+        texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                               add_generation_prompt=True)
+                 for q in questions[start:start + 32]]
+        encoded = tokenizer(texts, return_tensors="pt", padding=True)
+        with torch.no_grad():
+            layers = model(**encoded, output_hidden_states=True).hidden_states
+        batches.append(np.stack([layer[:, -1, :].numpy() for layer in layers]))
+    return np.concatenate(batches, axis=1)
+
+
+def recall_at_most_flagged(identity, unrelated, flagged: int) -> int:
+    """Identity questions scored above the (flagged + 1)-th highest unrelated score: the recall
+    of a threshold that lets through at most `flagged` unrelated prompts. The threshold is read
+    off the yardstick itself, so the figure is a best case."""
+    ceiling = sorted(unrelated, reverse=True)[flagged]
+    return int(sum(s > ceiling for s in identity))
+
+
+def probe_part(states, questions: dict[str, list[tuple[str, str]]]) -> list[dict]:
+    """Per layer and language: a logistic probe fitted on the training questions' states
+    (standardised), its recall of the held-out identity questions and the unrelated prompts
+    it flags, at 0.5 and where it flags at most 2 of them."""
+    import numpy as np
+
+    counts = {kind: len(items) for kind, items in questions.items()}
+    ends = np.cumsum([counts[k] for k in ("identity", "other", "heldout", "unrelated")])
+    y = np.array([1.0] * counts["identity"] + [0.0] * counts["other"])
+    rows = []
+    for layer, x in enumerate(states):
+        train, held, unrelated = x[:ends[1]], x[ends[1]:ends[2]], x[ends[2]:]
+        mean, spread = train.mean(0), train.std(0) + 1e-6
+        w, b = fit_dense((train - mean) / spread, y, rate=0.1, l2=1e-3, steps=2000)
+        score = lambda z: 1 / (1 + np.exp(-(((z - mean) / spread) @ w + b)))  # noqa: E731
+        held_scores, unrelated_scores = score(held), score(unrelated)
+        for lang in ("zh", "en"):
+            h = [s for s, (l, _) in zip(held_scores, questions["heldout"]) if l == lang]
+            u = [s for s, (l, _) in zip(unrelated_scores, questions["unrelated"]) if l == lang]
+            rows.append({"layer": layer, "lang": lang, "heldout": len(h), "unrelated": len(u),
+                         "recalled_at_0.5": int(sum(s > 0.5 for s in h)),
+                         "flagged_at_0.5": int(sum(s > 0.5 for s in u)),
+                         "recalled_flagging_at_most_2": recall_at_most_flagged(h, u, 2)})
+    return rows
+
+
 def name_certainty(prefixes: list[str], logprobs: list[float], words: tuple[str, ...]) -> dict:
     """Whether the answer names one of `words`, and how sure the model was of that name's first
     token (prefixes[i]: the answer decoded up to token i, whole characters)."""
@@ -179,31 +259,27 @@ def certainty_part(answers: list[dict]) -> dict:
     return out
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--run", type=Path, help="a finished run: also its certainty")
-    parser.add_argument("--card", type=Path, default=REPO / "cards" / "xiaocong.yaml")
-    parser.add_argument("--result", type=Path, required=True)
-    parser.add_argument("--answers-inside", type=Path, help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
-    if args.answers_inside:
-        args.answers_inside.write_text(json.dumps(generate(args.run, args.card),
-                                                  ensure_ascii=False))
-        return
-    result = {"command": "benchmarks/identity_gate.py" + (" --run RUN" if args.run else ""),
-              "card": args.card.name, "classifier": classifier_part()}
-    if args.run:
-        from persona import envs
+def in_serving_env(args: argparse.Namespace, *extra: str) -> None:
+    """This script again, inside the serving environment (transformers 5)."""
+    from persona import envs
 
-        scratch = args.result.with_suffix(".answers.tmp")
-        subprocess.run([str(envs.python("serve")), __file__, "--run", str(args.run.resolve()),
-                        "--card", str(args.card.resolve()), "--result", str(args.result),
-                        "--answers-inside", str(scratch.resolve())],
-                       cwd=REPO, env=envs.command_env("serve"), check=True)
-        result["certainty"] = certainty_part(json.loads(scratch.read_text()))
-        scratch.unlink()
-    args.result.parent.mkdir(parents=True, exist_ok=True)
-    args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    command = [str(envs.python("serve")), __file__, "--card", str(args.card.resolve()),
+               "--result", str(args.result), *extra]
+    subprocess.run(command, cwd=REPO, env=envs.command_env("serve"), check=True)
+
+
+def probed_models(args: argparse.Namespace) -> dict[str, Path]:
+    from persona.base_models import resolve
+    from persona.card import load_card
+    from persona.run_folder import RunFolder
+
+    models = {"base": Path(resolve(load_card(args.card).base))}
+    if args.run:
+        models["persona"] = RunFolder(args.run).merged
+    return models
+
+
+def print_summary(result: dict) -> None:
     for row in result["classifier"]["rows"]:
         recalled, flagged = row["heldout_identity_recalled"], row["unrelated_flagged"]
         print(f"classifier > {row['threshold']} ({row['lang']}): held-out identity "
@@ -212,6 +288,61 @@ def main(argv: list[str] | None = None) -> None:
     for lang, part in result.get("certainty", {}).get("by_lang", {}).items():
         print(f"certainty ({lang}): identity name log-prob {part['identity_name_logprob'][:6]}..., "
               f"leaks {part['leak_name_logprob']}")
+    for model, rows in result.get("probe", {}).items():
+        for lang in ("zh", "en"):
+            mine = [r for r in rows if r["lang"] == lang]
+            best = max(mine, key=lambda r: r["recalled_flagging_at_most_2"])
+            last = mine[-1]
+            print(f"probe on the {model}'s states ({lang}, {last['heldout']} held-out, "
+                  f"{last['unrelated']} unrelated): last layer {last['recalled_at_0.5']} recalled "
+                  f"/ {last['flagged_at_0.5']} flagged at 0.5, "
+                  f"{last['recalled_flagging_at_most_2']} recalled flagging at most 2; "
+                  f"best layer {best['layer']}: {best['recalled_flagging_at_most_2']}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--run", type=Path, help="a finished run: also its certainty")
+    parser.add_argument("--card", type=Path, default=REPO / "cards" / "xiaocong.yaml")
+    parser.add_argument("--probe", action="store_true",
+                        help="also a linear probe on the hidden states of the card's base "
+                             "(and of the run's merged model, with --run)")
+    parser.add_argument("--result", type=Path, required=True)
+    parser.add_argument("--answers-inside", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--states-inside", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.answers_inside:
+        args.answers_inside.write_text(json.dumps(generate(args.run, args.card),
+                                                  ensure_ascii=False))
+        return
+    if args.states_inside:
+        import numpy as np
+
+        questions = [q for items in probe_questions().values() for _, q in items]
+        np.save(args.states_inside, hidden_states(args.model, questions))
+        return
+    command = "benchmarks/identity_gate.py" + (" --run RUN" if args.run else "")
+    result = {"command": command + (" --probe" if args.probe else ""),
+              "card": args.card.name, "classifier": classifier_part()}
+    if args.run:
+        scratch = args.result.with_suffix(".answers.tmp")
+        in_serving_env(args, "--run", str(args.run.resolve()),
+                       "--answers-inside", str(scratch.resolve()))
+        result["certainty"] = certainty_part(json.loads(scratch.read_text()))
+        scratch.unlink()
+    if args.probe:
+        import numpy as np
+
+        result["probe"] = {}
+        for name, folder in probed_models(args).items():
+            scratch = args.result.with_suffix(f".{name}.npy")
+            in_serving_env(args, "--model", str(folder), "--states-inside", str(scratch.resolve()))
+            result["probe"][name] = probe_part(np.load(scratch), probe_questions())
+            scratch.unlink()
+    args.result.parent.mkdir(parents=True, exist_ok=True)
+    args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
+    print_summary(result)
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ GIVEN = {"method": "lora", "epochs": 2, "max_steps": 7, "lr": 1e-4, "lora_r": 8,
          "max_length": 512, "batch_size": 2, "accumulative_counts": 4,
          "pack_to_max_length": False, "eval_chat": False, "seed": 7, "save_steps": 3,
          "lora_targets": "attention", "precision": "bfloat16", "preference_beta": 0.5,
-         "lora_dropout": 0.1}
+         "lora_dropout": 0.1, "lean_model": True}
 
 
 def train_parser() -> argparse.ArgumentParser:

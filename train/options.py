@@ -70,12 +70,14 @@ class TrainOptions(BaseModel):
     # (chunked loss over the labelled positions only, frozen embedding and head kept in that
     # dtype); None = on for cuda where the head is frozen (qlora, lora); off for full
     # fine-tuning, and off on cpu, where the one persona trained with it failed an eval gate
-    # (docs/training.md, "A shorter CPU step"): `lean_model=True` there is 14 % faster a step.
+    # (docs/training.md, "A shorter CPU step"): `--lean-model` there is 14 % faster a step.
     precision: str = _flag(
         "auto", "auto, float32, bfloat16 or float16 (cuda only). auto: float32 on CPU; bfloat16 "
                 "on CUDA, float16 where the GPU lacks it. bfloat16 on CPU: autocast, where the "
                 "CPU multiplies bfloat16 natively (AVX512-BF16 or AMX) (default: auto)")
-    lean_model: bool | None = None
+    lean_model: bool | None = _flag(
+        None, "the loss over the labelled positions only, a chunk at a time (train/lean_model.py); "
+              "default: on for CUDA LoRA/QLoRA, off on CPU and for full fine-tuning")
     # After training, an ORPO pass from its adapter (train/step_prefer.py); 0 = none.
     preference_beta: float = _flag(
         0.0, "after training, a short preference pass (ORPO) that pushes the persona's "
