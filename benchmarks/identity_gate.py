@@ -26,6 +26,7 @@ import json
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -214,8 +215,8 @@ def probe_part(states, questions: dict[str, list[tuple[str, str]]]) -> list[dict
         train, held, unrelated = x[:ends[1]], x[ends[1]:ends[2]], x[ends[2]:]
         mean, spread = train.mean(0), train.std(0) + 1e-6
         w, b = fit_dense((train - mean) / spread, y, rate=0.1, l2=1e-3, steps=2000)
-        score = lambda z: 1 / (1 + np.exp(-(((z - mean) / spread) @ w + b)))  # noqa: E731
-        held_scores, unrelated_scores = score(held), score(unrelated)
+        held_scores, unrelated_scores = (1 / (1 + np.exp(-(((z - mean) / spread) @ w + b)))
+                                         for z in (held, unrelated))
         for lang in ("zh", "en"):
             h = [s for s, (l, _) in zip(held_scores, questions["heldout"]) if l == lang]
             u = [s for s, (l, _) in zip(unrelated_scores, questions["unrelated"]) if l == lang]
@@ -269,6 +270,7 @@ def in_serving_env(args: argparse.Namespace, *extra: str) -> None:
 
 
 def probed_models(args: argparse.Namespace) -> dict[str, Path]:
+    """The card's base, and the run's merged model when there is a run."""
     from persona.base_models import resolve
     from persona.card import load_card
     from persona.run_folder import RunFolder
@@ -336,10 +338,10 @@ def main(argv: list[str] | None = None) -> None:
 
         result["probe"] = {}
         for name, folder in probed_models(args).items():
-            scratch = args.result.with_suffix(f".{name}.npy")
-            in_serving_env(args, "--model", str(folder), "--states-inside", str(scratch.resolve()))
-            result["probe"][name] = probe_part(np.load(scratch), probe_questions())
-            scratch.unlink()
+            with tempfile.TemporaryDirectory() as scratch:  # ~140 MB of states, kept out of docs/
+                states = Path(scratch) / "states.npy"
+                in_serving_env(args, "--model", str(folder), "--states-inside", str(states))
+                result["probe"][name] = probe_part(np.load(states), probe_questions())
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     print_summary(result)
