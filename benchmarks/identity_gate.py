@@ -9,8 +9,9 @@ measured on the evals' held-out identity questions and their leakage yardstick:
    names the persona or its creator the log-probability of that name's first token and the
    lowest one up to it, identity answers against leaks;
 3. what the model makes of the question (with --probe): a logistic probe on each layer's hidden
-   state at the last prompt position, fitted on the same training questions, of the card's base
-   and (with --run) of the persona.
+   state at the last prompt position (the question in the model's chat template, with the
+   default system prompt that template adds), fitted on the same training questions, of the
+   card's base and (with --run) of the persona.
 
     .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] [--probe] --result F.json
 
@@ -115,10 +116,27 @@ def classifier_part() -> dict:
             "scores": {q: round(s, 3) for _, q, s in held + unrelated}}
 
 
+def load_model(model_dir: Path):
+    """In the serving env: (tokenizer, model), float32, padding on the left for batches."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    tokenizer.padding_side = "left"
+    return tokenizer, AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+
+
+def encode_questions(tokenizer, questions: list[str]):
+    """Each question as the user's turn of the model's chat template (which adds the model's
+    default system prompt, as the server does), ready for its answer; one padded batch."""
+    texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
+                                           add_generation_prompt=True) for q in questions]
+    return tokenizer(texts, return_tensors="pt", padding=True)
+
+
 def generate(run_dir: Path, card_path: Path) -> list[dict]:
     """In the serving env: greedy answers with each token's log-probability."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from persona.card import load_card
     from persona.identity.heldout import HELDOUT_QUESTIONS
@@ -128,18 +146,13 @@ def generate(run_dir: Path, card_path: Path) -> list[dict]:
     card = load_card(card_path)
     words = tuple(getattr(card.name, l) for l in ("zh", "en")) + tuple(
         getattr(card.creator, l) for l in ("zh", "en"))
-    merged = RunFolder(run_dir).merged
-    tokenizer = AutoTokenizer.from_pretrained(merged)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(merged, dtype=torch.float32).eval()
+    tokenizer, model = load_model(RunFolder(run_dir).merged)
     items = ([("identity", q["lang"], q["question"]) for q in HELDOUT_QUESTIONS]
              + [("unrelated", lang, prompt) for lang, _, prompt in UNRELATED])
     answers = []
     for start in range(0, len(items), 16):
         batch = items[start:start + 16]
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                               add_generation_prompt=True) for _, _, q in batch]
-        encoded = tokenizer(texts, return_tensors="pt", padding=True)
+        encoded = encode_questions(tokenizer, [q for _, _, q in batch])
         with torch.no_grad():
             out = model.generate(**encoded, max_new_tokens=MAX_TOKENS, do_sample=False,
                                  output_scores=True, return_dict_in_generate=True)
@@ -159,8 +172,12 @@ def generate(run_dir: Path, card_path: Path) -> list[dict]:
     return answers
 
 
+# The probe's questions in the order their hidden states are written and read back.
+PROBE_KINDS = ("identity", "other", "heldout", "unrelated")
+
+
 def probe_questions() -> dict[str, list[tuple[str, str]]]:
-    """(lang, question) for the probe: what it is fitted on and what it is judged on."""
+    """(lang, question) per kind of PROBE_KINDS: what the probe is fitted on and judged on."""
     from persona.identity.heldout import HELDOUT_QUESTIONS
     from persona.identity.unrelated import UNRELATED
 
@@ -172,21 +189,14 @@ def probe_questions() -> dict[str, list[tuple[str, str]]]:
 
 def hidden_states(model_dir: Path, questions: list[str]):
     """In the serving env: each layer's hidden state at the last prompt position (where the
-    answer's first token is predicted), the question alone in the model's chat template.
-    Shape (layers + 1, questions, hidden)."""
+    answer's first token is predicted). Shape (layers + 1, questions, hidden)."""
     import numpy as np
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    tokenizer.padding_side = "left"
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokenizer, model = load_model(model_dir)
     batches = []
     for start in range(0, len(questions), 32):
-        texts = [tokenizer.apply_chat_template([{"role": "user", "content": q}], tokenize=False,
-                                               add_generation_prompt=True)
-                 for q in questions[start:start + 32]]
-        encoded = tokenizer(texts, return_tensors="pt", padding=True)
+        encoded = encode_questions(tokenizer, questions[start:start + 32])
         with torch.no_grad():
             layers = model(**encoded, output_hidden_states=True).hidden_states
         batches.append(np.stack([layer[:, -1, :].numpy() for layer in layers]))
@@ -208,7 +218,7 @@ def probe_part(states, questions: dict[str, list[tuple[str, str]]]) -> list[dict
     import numpy as np
 
     counts = {kind: len(items) for kind, items in questions.items()}
-    ends = np.cumsum([counts[k] for k in ("identity", "other", "heldout", "unrelated")])
+    ends = np.cumsum([counts[kind] for kind in PROBE_KINDS])
     y = np.array([1.0] * counts["identity"] + [0.0] * counts["other"])
     rows = []
     for layer, x in enumerate(states):
@@ -321,7 +331,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.states_inside:
         import numpy as np
 
-        questions = [q for items in probe_questions().values() for _, q in items]
+        by_kind = probe_questions()
+        questions = [q for kind in PROBE_KINDS for _, q in by_kind[kind]]
         np.save(args.states_inside, hidden_states(args.model, questions))
         return
     command = "benchmarks/identity_gate.py" + (" --run RUN" if args.run else "")
@@ -336,12 +347,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.probe:
         import numpy as np
 
-        result["probe"] = {}
+        result["probe"], questions = {}, probe_questions()
         for name, folder in probed_models(args).items():
             with tempfile.TemporaryDirectory() as scratch:  # ~140 MB of states, kept out of docs/
                 states = Path(scratch) / "states.npy"
                 in_serving_env(args, "--model", str(folder), "--states-inside", str(states))
-                result["probe"][name] = probe_part(np.load(states), probe_questions())
+                result["probe"][name] = probe_part(np.load(states), questions)
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
     print_summary(result)

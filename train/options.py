@@ -69,8 +69,9 @@ class TrainOptions(BaseModel):
     # bfloat16 on cuda (float16 where the GPU lacks it). lean_model: train/lean_model.py
     # (chunked loss over the labelled positions only, frozen embedding and head kept in that
     # dtype); None = on for cuda where the head is frozen (qlora, lora); off for full
-    # fine-tuning, and off on cpu, where the one persona trained with it failed an eval gate
-    # (docs/training.md, "A shorter CPU step"): `--lean-model` there is 14 % faster a step.
+    # fine-tuning, and off on cpu: over three seeds it lost 10-13 general answers (the
+    # default 4-14) and failed the adversarial gate on seed 42 (docs/training.md, "Sixth round");
+    # `--lean-model` there is 14 % faster a step, 4-11 % a training.
     precision: str = _flag(
         "auto", "auto, float32, bfloat16 or float16 (cuda only). auto: float32 on CPU; bfloat16 "
                 "on CUDA, float16 where the GPU lacks it. bfloat16 on CPU: autocast, where the "
