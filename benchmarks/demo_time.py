@@ -1,0 +1,174 @@
+"""How long a newcomer's first `make demo` takes to print its URLs: the README's demo command, timed.
+
+    .venv/bin/python benchmarks/demo_time.py --result docs/suite/first-demo.json
+
+Clones this repository's HEAD (committed work only) into a fresh folder and runs `make demo`
+there with HOME set to a new empty folder, as on a fresh machine: no environments, no pip
+cache, no converted base, no runs. Each line the demo prints is stamped with the seconds since
+the start; the run stops (Ctrl-C, as a user would) once the banner with the URLs is out, and
+the script checks that nothing of it is left running. The result holds the time to the URLs,
+each phase read off the demo's own lines (the app environment that make builds, each
+environment persona builds, the base's conversion, the pipeline's steps, vLLM, the chat) and
+the stamped log beside it (.log). Run nothing else meanwhile: the demo trains on the same two
+cores. `--keep-home` keeps this machine's HOME (environments already built) and trains into an
+empty runs folder instead: the first run of a card on a machine that has run persona before.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BANNER = re.compile(r"^  .+ \(.+\) is up$")
+# The demo's own lines that end a phase, and what the phase is called in the result.
+PHASE_ENDS = [
+    (re.compile(r"^\S*/persona up "), "app environment (make)"),
+    (re.compile(r"^persona: (\w+) environment ready in"), "{0} environment"),
+    (re.compile(r"^train: (\w+) done in"), "train: {0}"),
+    (re.compile(r"^persona: vLLM ready in"), "vLLM start"),
+    (BANNER, "chat start, to the banner"),
+]
+KEY = re.compile(r"sk-[A-Za-z0-9_-]{8,}")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def phases(stamped: list[tuple[float, str]]) -> list[dict]:
+    """Each phase's end and length, in the order the demo printed them: a phase runs from the
+    end of the one before it, so the lengths add up to the time of the last one."""
+    found, previous = [], 0.0
+    for at, line in stamped:
+        for pattern, name in PHASE_ENDS:
+            if match := pattern.match(line):
+                found.append({"phase": name.format(*match.groups()), "ends_at_s": round(at, 1),
+                              "seconds": round(at - previous, 1)})
+                previous = at
+                break
+    return found
+
+
+def left_running(session: int) -> list[str]:
+    """The processes still in the demo's session (make and everything it started)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # gone meanwhile
+        if int(fields[3]) == session:  # the session id, the 6th field of stat
+            found.append(stat.parent.name)
+    return found
+
+
+def run_demo(clone: Path, env: dict[str, str], log_path: Path,
+             timeout: float) -> tuple[list[tuple[float, str]], float | None, int | None, list[str]]:
+    """`make demo` in the clone, every line stamped; stopped with SIGINT once it is up."""
+    command = ["make", "demo", f"API_PORT={free_port()}", f"UI_PORT={free_port()}"]
+    began = time.monotonic()
+    demo = subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, errors="replace",
+                            start_new_session=True)
+    stopping = threading.Event()
+
+    def stop() -> None:
+        """Ctrl-C once, as a user would; whatever still runs two minutes later is killed
+        (and the result says so)."""
+        if not stopping.is_set():
+            stopping.set()
+            os.killpg(demo.pid, signal.SIGINT)
+            threading.Timer(120, lambda: demo.poll() is None and os.killpg(
+                demo.pid, signal.SIGKILL)).start()
+
+    give_up = threading.Timer(timeout, stop)
+    give_up.start()
+    stamped, up_at = [], None
+    with log_path.open("w", encoding="utf-8") as log:
+        for raw in demo.stdout:
+            at = time.monotonic() - began
+            line = raw.rstrip("\n")
+            stamped.append((at, line))
+            log.write(f"[{at:7.1f} s] {line}\n")
+            log.flush()
+            if up_at is None and BANNER.match(line):
+                up_at = at
+            elif up_at is not None and line.startswith("==="):
+                stop()  # the banner is out
+    give_up.cancel()
+    code = demo.wait()
+    time.sleep(2)  # let the killed group's last processes be reaped
+    left = left_running(demo.pid)
+    if left:
+        os.killpg(demo.pid, signal.SIGKILL)
+    return stamped, up_at, None if code == -signal.SIGKILL else code, left
+
+
+def sanitise(text: str, names: dict[Path, str]) -> str:
+    """The log names the scratch folders, the home and the generated key: each by its role."""
+    for path, name in names.items():
+        text = text.replace(str(path), name)
+    return KEY.sub("sk-…", text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--result", type=Path, required=True, help="JSON to write (and .log beside)")
+    parser.add_argument("--keep-home", action="store_true",
+                        help="this machine's HOME and environments; only the runs folder is new")
+    parser.add_argument("--timeout", type=float, default=3600, help="give up after this many s")
+    args = parser.parse_args(argv)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    scratch = Path(tempfile.mkdtemp(prefix="persona-demo-"))
+    try:
+        clone, home = scratch / "persona", scratch / "home"
+        subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+        # The machine's pip settings stay (where its wheels lie); persona's own do not.
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("PERSONA_", "VIRTUAL_ENV"))}
+        if args.keep_home:
+            home = Path.home()
+            env["PERSONA_RUNS_DIR"] = str(scratch / "runs")
+        else:
+            home.mkdir()
+            env["HOME"] = str(home)
+        log_path = args.result.with_suffix(".log")
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        stamped, up_at, code, left = run_demo(clone, env, log_path, args.timeout)
+        log_path.write_text(sanitise(log_path.read_text(encoding="utf-8"), {
+            scratch / "runs": "RUNS", clone: "REPO", home: "HOME"}), encoding="utf-8")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    result = {"command": "make demo", "home": "this machine's (environments built), empty runs"
+              if args.keep_home else "empty (a fresh machine)", "commit": commit,
+              "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "cpus": os.cpu_count(), "machine": platform.machine(),
+              "to_urls_s": None if up_at is None else round(up_at, 1),
+              "phases": phases(stamped), "exit_after_ctrl_c": code, "left_running": left}
+    args.result.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
+    for phase in result["phases"]:
+        print(f"{phase['seconds']:8.1f} s  {phase['phase']}")
+    print(f"make demo: URLs after {result['to_urls_s']} s, exit {code} after Ctrl-C, "
+          f"{len(left)} processes left\nresult: {args.result}")
+    return 0 if up_at is not None and not left else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
