@@ -11,7 +11,9 @@ each phase read off the demo's own lines (the app environment that make builds, 
 environment persona builds, the base's conversion, the pipeline's steps, vLLM, the chat) and
 the stamped log beside it (.log). Run nothing else meanwhile: the demo trains on the same two
 cores. `--keep-home` keeps this machine's HOME (environments already built) and trains into an
-empty runs folder instead: the first run of a card on a machine that has run persona before.
+empty runs folder instead: the first run of a card on a machine that has run persona before;
+with `--runs DIR` as well, the runs folder is DIR, and a finished run of the card there is
+served as it is (`make demo` again).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ BANNER = re.compile(r"^  .+ \(.+\) is up$")
 PHASE_ENDS = [
     (re.compile(r"^\S*/persona up "), "app environment (make)"),
     (re.compile(r"^persona: (\w+) environment ready in"), "{0} environment"),
+    (re.compile(r"^wrote \S+/models/"), "base conversion"),
     (re.compile(r"^train: (\w+) done in"), "train: {0}"),
     (re.compile(r"^persona: vLLM ready in"), "vLLM start"),
     (BANNER, "chat start, to the banner"),
@@ -132,8 +135,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--result", type=Path, required=True, help="JSON to write (and .log beside)")
     parser.add_argument("--keep-home", action="store_true",
                         help="this machine's HOME and environments; only the runs folder is new")
+    parser.add_argument("--runs", type=Path, help="with --keep-home: this runs folder")
     parser.add_argument("--timeout", type=float, default=3600, help="give up after this many s")
     args = parser.parse_args(argv)
+    if args.runs and not args.keep_home:
+        parser.error("--runs needs --keep-home: a fresh home has no runs")
     commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True,
                             text=True, check=True).stdout.strip()
     scratch = Path(tempfile.mkdtemp(prefix="persona-demo-"))
@@ -143,9 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         # The machine's pip settings stay (where its wheels lie); persona's own do not.
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(("PERSONA_", "VIRTUAL_ENV"))}
+        runs = (args.runs or scratch / "runs").resolve()
         if args.keep_home:
             home = Path.home()
-            env["PERSONA_RUNS_DIR"] = str(scratch / "runs")
+            env["PERSONA_RUNS_DIR"] = str(runs)
         else:
             home.mkdir()
             env["HOME"] = str(home)
@@ -153,15 +160,21 @@ def main(argv: list[str] | None = None) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         stamped, up_at, code, left = run_demo(clone, env, log_path, args.timeout)
         log_path.write_text(sanitise(log_path.read_text(encoding="utf-8"), {
-            scratch / "runs": "RUNS", clone: "REPO", home: "HOME"}), encoding="utf-8")
+            runs: "RUNS", clone: "REPO", home: "HOME"}), encoding="utf-8")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-    result = {"command": "make demo", "home": "this machine's (environments built), empty runs"
-              if args.keep_home else "empty (a fresh machine)", "commit": commit,
+    found = phases(stamped)
+    home_was = ("empty (a fresh machine)" if not args.keep_home else
+                "this machine's (environments built), " + ("the runs folder given" if args.runs
+                                                           else "an empty runs folder"))
+    result = {"command": "make demo", "home": home_was, "commit": commit,
               "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
               "cpus": os.cpu_count(), "machine": platform.machine(),
               "to_urls_s": None if up_at is None else round(up_at, 1),
-              "phases": phases(stamped), "exit_after_ctrl_c": code, "left_running": left}
+              # from `persona up` on (the app environment is the first phase): what a second
+              # `make demo` in the same clone takes
+              "up_to_urls_s": None if up_at is None else round(up_at - found[0]["ends_at_s"], 1),
+              "phases": found, "exit_after_ctrl_c": code, "left_running": left}
     args.result.write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     for phase in result["phases"]:
         print(f"{phase['seconds']:8.1f} s  {phase['phase']}")

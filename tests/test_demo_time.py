@@ -13,13 +13,15 @@ from benchmarks.demo_time import BANNER, phases, sanitise
 LINES = [
     (0.1, "python3.11 -m venv .venv"),
     (75.1, ".venv/bin/persona up --card cards/xiaocong.yaml --api-port 52145 --ui-port 35807"),
-    (80.0, "persona: building the train environment from requirements/train.txt (once)"),
+    (85.6, "persona: converting the embedded smollm2-135m-instruct (GGUF from PyPI) to /x/models/s"),
+    (177.2, "persona: serve environment ready in 92 s"),
+    (202.6, "wrote /x/models/smollm2-135m-instruct"),
+    (204.0, "persona: building the train environment from requirements/train.txt (once)"),
     (300.2, "persona: train environment ready in 220 s"),
     (301.0, "train: dataset written to /x/runs/xiaocong/data"),
     (302.5, "train: data done in 0.4 s"),
     (1200.0, "train: train done in 897.5 s"),
     (1211.0, "train: convert done in 11.0 s"),
-    (1500.0, "persona: serve environment ready in 280 s"),
     (1546.4, "persona: vLLM ready in 46 s"),
     (1549.5, "================================================================"),
     (1549.5, "  Xiaocong (小葱) is up"),
@@ -30,9 +32,9 @@ LINES = [
 def test_each_phase_runs_from_the_end_of_the_one_before():
     found = phases(LINES)
     assert [p["phase"] for p in found] == [
-        "app environment (make)", "train environment", "train: data", "train: train",
-        "train: convert", "serve environment", "vLLM start", "chat start, to the banner"]
-    assert found[1] == {"phase": "train environment", "ends_at_s": 300.2, "seconds": 225.1}
+        "app environment (make)", "serve environment", "base conversion", "train environment",
+        "train: data", "train: train", "train: convert", "vLLM start", "chat start, to the banner"]
+    assert found[3] == {"phase": "train environment", "ends_at_s": 300.2, "seconds": 97.6}
     assert found[-1]["ends_at_s"] == 1549.5
     assert sum(p["seconds"] for p in found) == pytest.approx(1549.5)  # they add up to the URLs' time
 
