@@ -68,27 +68,40 @@ def phases(stamped: list[tuple[float, str]]) -> list[dict]:
     return found
 
 
-def left_running(session: int) -> list[str]:
-    """The processes still in the demo's session (make and everything it started)."""
+def left_running(session: int, needles: list[bytes]) -> list[str]:
+    """The processes still in the demo's session (make and what it started), and any whose
+    command line names the scratch folder or one of the demo's ports (vLLM and the chat run in
+    sessions of their own)."""
     found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
+    for proc in Path("/proc").glob("[0-9]*"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
+            fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue  # gone meanwhile
-        if int(fields[3]) == session:  # the session id, the 6th field of stat
-            found.append(stat.parent.name)
+        # the session id is the 6th field of stat
+        if int(fields[3]) == session or any(needle in cmdline for needle in needles):
+            found.append(proc.name)
     return found
+
+
+def as_from_a_terminal() -> None:
+    """preexec_fn: Ctrl-C and hang-up at their defaults, as in a user's terminal. A child
+    inherits ignored signals, and a benchmark started in the background (`nohup ... &`) has
+    SIGINT ignored: its demo would not hear the Ctrl-C."""
+    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_DFL)
 
 
 def run_demo(clone: Path, env: dict[str, str], log_path: Path,
              timeout: float) -> tuple[list[tuple[float, str]], float | None, int | None, list[str]]:
     """`make demo` in the clone, every line stamped; stopped with SIGINT once it is up."""
-    command = ["make", "demo", f"API_PORT={free_port()}", f"UI_PORT={free_port()}"]
+    ports = free_port(), free_port()
+    command = ["make", "demo", f"API_PORT={ports[0]}", f"UI_PORT={ports[1]}"]
     began = time.monotonic()
     demo = subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace",
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=as_from_a_terminal)
     stopping = threading.Event()
 
     def stop() -> None:
@@ -117,9 +130,13 @@ def run_demo(clone: Path, env: dict[str, str], log_path: Path,
     give_up.cancel()
     code = demo.wait()
     time.sleep(2)  # let the killed group's last processes be reaped
-    left = left_running(demo.pid)
-    if left:
-        os.killpg(demo.pid, signal.SIGKILL)
+    left = left_running(demo.pid, [str(clone.parent).encode()]
+                        + [f"--port\0{port}\0".encode() for port in ports])
+    for pid in left:
+        try:
+            os.kill(int(pid), signal.SIGKILL)
+        except OSError:
+            pass  # gone meanwhile
     return stamped, up_at, None if code == -signal.SIGKILL else code, left
 
 
