@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         stamped, up_at, code, left = run_demo(clone, env, log_path, args.timeout)
         log_path.write_text(sanitise(log_path.read_text(encoding="utf-8"), {
-            runs: "RUNS", clone: "REPO", home: "HOME"}), encoding="utf-8")
+            runs: "RUNS", clone: "REPO", home: "HOME", Path.home(): "~"}), encoding="utf-8")
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
     found = phases(stamped)
