@@ -11,9 +11,11 @@ measured on the evals' held-out identity questions and their leakage yardstick:
 3. what the model makes of the question (with --probe): a logistic probe on each layer's hidden
    state at the last prompt position (the question in the model's chat template, with the
    default system prompt that template adds), fitted on the same training questions, of the
-   card's base and (with --run) of the persona.
+   card's base and (with --run) of the persona; with --pool mean, on the mean of each layer's
+   states over the question's own tokens (the question alone, no template) instead.
 
-    .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] [--probe] --result F.json
+    .venv/bin/python benchmarks/identity_gate.py [--run RUN --card CARD] [--probe [--pool mean]] \
+        --result F.json
 
 The second and third parts run in the serving environment (transformers; `persona setup`
 builds it).
@@ -187,19 +189,32 @@ def probe_questions() -> dict[str, list[tuple[str, str]]]:
             "unrelated": [(lang, prompt) for lang, _, prompt in UNRELATED]}
 
 
-def hidden_states(model_dir: Path, questions: list[str]):
+POOLS = ("last", "mean")
+
+
+def hidden_states(model_dir: Path, questions: list[str], pool: str = "last"):
     """In the serving env: each layer's hidden state at the last prompt position (where the
-    answer's first token is predicted). Shape (layers + 1, questions, hidden)."""
+    answer's first token is predicted), or with pool "mean" the mean of each layer's states
+    over the tokens of the question alone. Shape (layers + 1, questions, hidden)."""
     import numpy as np
     import torch
 
     tokenizer, model = load_model(model_dir)
+    if pool == "mean":
+        tokenizer.padding_side = "right"  # each question's positions count from 0
     batches = []
     for start in range(0, len(questions), 32):
-        encoded = encode_questions(tokenizer, questions[start:start + 32])
+        batch = questions[start:start + 32]
+        encoded = (encode_questions(tokenizer, batch) if pool == "last"
+                   else tokenizer(batch, return_tensors="pt", padding=True))
         with torch.no_grad():
             layers = model(**encoded, output_hidden_states=True).hidden_states
-        batches.append(np.stack([layer[:, -1, :].numpy() for layer in layers]))
+        if pool == "last":
+            batches.append(np.stack([layer[:, -1, :].numpy() for layer in layers]))
+        else:
+            mask = encoded.attention_mask.unsqueeze(-1).float()
+            batches.append(np.stack([((layer * mask).sum(1) / mask.sum(1)).numpy()
+                                     for layer in layers]))
     return np.concatenate(batches, axis=1)
 
 
@@ -319,6 +334,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--probe", action="store_true",
                         help="also a linear probe on the hidden states of the card's base "
                              "(and of the run's merged model, with --run)")
+    parser.add_argument("--pool", choices=POOLS, default="last",
+                        help="the probe's states: at the last prompt position, or the mean over "
+                             "the question's tokens")
     parser.add_argument("--result", type=Path, required=True)
     parser.add_argument("--answers-inside", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--states-inside", type=Path, help=argparse.SUPPRESS)
@@ -333,10 +351,12 @@ def main(argv: list[str] | None = None) -> None:
 
         by_kind = probe_questions()
         questions = [q for kind in PROBE_KINDS for _, q in by_kind[kind]]
-        np.save(args.states_inside, hidden_states(args.model, questions))
+        np.save(args.states_inside, hidden_states(args.model, questions, args.pool))
         return
     command = "benchmarks/identity_gate.py" + (" --run RUN" if args.run else "")
-    result = {"command": command + (" --probe" if args.probe else ""),
+    if args.probe:
+        command += " --probe" + (f" --pool {args.pool}" if args.pool != "last" else "")
+    result = {"command": command,
               "card": args.card.name, "classifier": classifier_part()}
     if args.run:
         scratch = args.result.with_suffix(".answers.tmp")
@@ -351,7 +371,8 @@ def main(argv: list[str] | None = None) -> None:
         for name, folder in probed_models(args).items():
             with tempfile.TemporaryDirectory() as scratch:  # ~140 MB of states, kept out of docs/
                 states = Path(scratch) / "states.npy"
-                in_serving_env(args, "--model", str(folder), "--states-inside", str(states))
+                in_serving_env(args, "--model", str(folder), "--states-inside", str(states),
+                               "--pool", args.pool)
                 result["probe"][name] = probe_part(np.load(states), questions)
     args.result.parent.mkdir(parents=True, exist_ok=True)
     args.result.write_text(json.dumps(result, ensure_ascii=False, indent=1) + "\n")
