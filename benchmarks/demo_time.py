@@ -102,18 +102,25 @@ def run_demo(clone: Path, env: dict[str, str], log_path: Path,
     demo = subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace",
                             start_new_session=True, preexec_fn=as_from_a_terminal)
-    stopping = threading.Event()
+
+    def signal_group(signum: int) -> None:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signum)
+
+    # Ctrl-C once, as a user would; whatever still runs two minutes later is killed (the
+    # result then says so: no exit code)
+    kill = threading.Timer(120, signal_group, [signal.SIGKILL])
+    kill.daemon = True
+    stopped = threading.Event()
 
     def stop() -> None:
-        """Ctrl-C once, as a user would; whatever still runs two minutes later is killed
-        (and the result says so)."""
-        if not stopping.is_set():
-            stopping.set()
-            os.killpg(demo.pid, signal.SIGINT)
-            threading.Timer(120, lambda: demo.poll() is None and os.killpg(
-                demo.pid, signal.SIGKILL)).start()
+        if not stopped.is_set():
+            stopped.set()
+            signal_group(signal.SIGINT)
+            kill.start()
 
     give_up = threading.Timer(timeout, stop)
+    give_up.daemon = True
     give_up.start()
     stamped, up_at = [], None
     with log_path.open("w", encoding="utf-8") as log:
@@ -129,6 +136,7 @@ def run_demo(clone: Path, env: dict[str, str], log_path: Path,
                 stop()  # the banner is out
     give_up.cancel()
     code = demo.wait()
+    kill.cancel()
     time.sleep(2)  # let the killed group's last processes be reaped
     left = left_running(demo.pid, [str(clone.parent).encode()]
                         + [f"--port\0{port}\0".encode() for port in ports])
