@@ -25,7 +25,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -35,6 +34,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from persona.services import free_port, stop_signals_at_defaults  # noqa: E402
+
 BANNER = re.compile(r"^  .+ \(.+\) is up$")
 # The demo's own lines that end a phase, and what the phase is called in the result.
 PHASE_ENDS = [
@@ -46,12 +49,6 @@ PHASE_ENDS = [
     (BANNER, "chat start, to the banner"),
 ]
 KEY = re.compile(r"sk-[A-Za-z0-9_-]{8,}")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def phases(stamped: list[tuple[float, str]]) -> list[dict]:
@@ -85,14 +82,6 @@ def left_running(session: int, needles: list[bytes]) -> list[str]:
     return found
 
 
-def as_from_a_terminal() -> None:
-    """preexec_fn: Ctrl-C and hang-up at their defaults, as in a user's terminal. A child
-    inherits ignored signals, and a benchmark started in the background (`nohup ... &`) has
-    SIGINT ignored: its demo would not hear the Ctrl-C."""
-    for signum in (signal.SIGINT, signal.SIGHUP, signal.SIGTERM):
-        signal.signal(signum, signal.SIG_DFL)
-
-
 def run_demo(clone: Path, env: dict[str, str], log_path: Path,
              timeout: float) -> tuple[list[tuple[float, str]], float | None, int | None, list[str]]:
     """`make demo` in the clone, every line stamped; stopped with SIGINT once it is up."""
@@ -101,7 +90,7 @@ def run_demo(clone: Path, env: dict[str, str], log_path: Path,
     began = time.monotonic()
     demo = subprocess.Popen(command, cwd=clone, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, errors="replace",
-                            start_new_session=True, preexec_fn=as_from_a_terminal)
+                            start_new_session=True, preexec_fn=stop_signals_at_defaults)
 
     def signal_group(signum: int) -> None:
         if demo.poll() is None:

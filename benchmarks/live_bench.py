@@ -56,7 +56,7 @@ from persona.run_folder import RunFolder, check_request  # noqa: E402
 from persona.serve import live  # noqa: E402
 from persona.serve.host import usable_cpus  # noqa: E402
 from persona.serve.server import LIVE_MAX_LORAS  # noqa: E402
-from persona.services import free_port, wait_http  # noqa: E402
+from persona.services import free_port, stop_signals_at_defaults, wait_http  # noqa: E402
 from persona.stats import percentile  # noqa: E402
 
 # `persona ...` as a user runs it, with /v1/load_lora_adapter timed from inside: the one call
@@ -76,13 +76,6 @@ from persona.cli import main
 sys.exit(main(sys.argv[1:]))
 """
 SETTLE_S = 3.0  # before a memory reading: the allocator and the engine's last step done
-
-
-def _defaults() -> None:
-    """preexec_fn: the stop signals at their defaults, as a shell starts a command (a child
-    inherits ignored ones, and `persona serve` must stop vLLM on SIGTERM)."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
 
 
 # ---------------------------------------------------------------------------- the machine
@@ -201,7 +194,8 @@ class Server:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "persona.cli", "serve", "--adapters", str(self.card),
                  "--port", str(self.port)], env=self.env, cwd=REPO, stdin=subprocess.DEVNULL,
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_defaults)
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                preexec_fn=stop_signals_at_defaults)
         self.started.add(self.process.pid)
         wait_http(f"http://127.0.0.1:{self.port}/health", self.process, self.log, timeout=900,
                   what="persona serve")
@@ -263,7 +257,8 @@ def persona_command(args: list[str], env: dict[str, str]) -> dict:
     """One `persona ...` command, timed end to end (the load call apart, for `add`)."""
     begin = time.time()
     result = subprocess.run([sys.executable, "-c", TIMED_CLI, *args], env=env, cwd=REPO,
-                            capture_output=True, text=True, timeout=900, preexec_fn=_defaults)
+                            capture_output=True, text=True, timeout=900,
+                            preexec_fn=stop_signals_at_defaults)
     return _command_result(args, begin, time.time(), result.returncode, result.stdout, result.stderr)
 
 
@@ -281,7 +276,7 @@ async def persona_command_async(args: list[str], env: dict[str, str]) -> dict:
     begin = time.time()
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-c", TIMED_CLI, *args, env=env, cwd=REPO, stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE, preexec_fn=_defaults)
+        stderr=asyncio.subprocess.PIPE, preexec_fn=stop_signals_at_defaults)
     out, err = await process.communicate()
     return _command_result(args, begin, time.time(), process.returncode, out.decode(), err.decode())
 

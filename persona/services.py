@@ -38,6 +38,15 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def stop_signals_at_defaults() -> None:
+    """preexec_fn for a command started as a user's shell or terminal would: Ctrl-C, SIGTERM
+    and hang-up at their defaults. A child inherits ignored signals, and a process started in
+    the background (`nohup ... &`), or a test that stopped a cleanup, may have them ignored:
+    the command would not hear them."""
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, signal.SIG_DFL)
+
+
 def api_key() -> str:
     """PERSONA_API_KEY when set, else a fresh key that the caller prints once."""
     return os.environ.get("PERSONA_API_KEY") or "sk-persona-" + secrets.token_urlsafe(18)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from persona import commands
 from persona.card import PersonaCard, load_card
 from persona.paths import REPO_ROOT
 from persona.run_folder import RunFolder, RunFolderError
-from persona.services import Children, free_port
+from persona.services import Children, free_port, stop_signals_at_defaults
 from suite_order import ModuleTimes, fast_first
 
 DEFAULT_CARD = commands.DEFAULT_CARD
@@ -170,12 +169,9 @@ def hold_run():
         process.wait()
 
 
-def as_from_a_shell() -> None:
-    """preexec_fn for a command a test starts as a user's shell would: the stop signals at their
-    defaults. A child inherits ignored signals, and the test process may have them ignored (a
-    test that stops a command's cleanup inside the session's own server leaves them so)."""
-    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
-        signal.signal(signum, signal.SIG_DFL)
+# preexec_fn for a command a test starts as a user's shell would (a test that stops a command's
+# cleanup inside the session's own server leaves the stop signals ignored in this process)
+as_from_a_shell = stop_signals_at_defaults
 
 
 def wait_for(condition, timeout: float, every: float = 0.05) -> bool:
